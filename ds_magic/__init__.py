@@ -1,0 +1,109 @@
+"""ds_magic: stream DeepSeek answers into Jupyter, with a Cancel that really stops the request.
+
+The core (``Client``, ``Response``, ``Conversation``, the SSE decoder, errors) knows nothing about
+Jupyter; ``%load_ext ds_magic`` loads the notebook layer on top. Names are imported lazily so that
+``import ds_magic`` stays light (benchmarks/import_time.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Client": "client",
+    "DEFAULT_MODEL": "client",
+    "Response": "response",
+    "Timeout": "_runner",
+    "RetryPolicy": "_retry",
+    "Conversation": "conversation",
+    "ConversationStore": "conversation",
+    "SSEDecoder": "sse",
+    "ServerSentEvent": "sse",
+    "Usage": "types",
+    "Timing": "types",
+    "AnswerDelta": "types",
+    "ReasoningDelta": "types",
+    "ToolCallDelta": "types",
+    "UsageEvent": "types",
+    "StatusEvent": "types",
+    "Finish": "types",
+    "ToolCall": "types",
+    "DeepSeekError": "errors",
+    "MissingAPIKeyError": "errors",
+    "APIStatusError": "errors",
+    "BadRequestError": "errors",
+    "AuthenticationError": "errors",
+    "InsufficientBalanceError": "errors",
+    "RateLimitError": "errors",
+    "ServerError": "errors",
+    "APITimeoutError": "errors",
+    "APIConnectionError": "errors",
+    "StreamInterruptedError": "errors",
+    "StreamDecodeError": "errors",
+    "StreamError": "errors",
+}
+
+__all__ = sorted([*_LAZY, "load_ipython_extension", "unload_ipython_extension", "__version__"])
+
+if TYPE_CHECKING:
+    from ._retry import RetryPolicy
+    from ._runner import Timeout
+    from .client import DEFAULT_MODEL, Client
+    from .conversation import Conversation, ConversationStore
+    from .errors import (
+        APIConnectionError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        DeepSeekError,
+        InsufficientBalanceError,
+        MissingAPIKeyError,
+        RateLimitError,
+        ServerError,
+        StreamDecodeError,
+        StreamError,
+        StreamInterruptedError,
+    )
+    from .response import Response
+    from .sse import ServerSentEvent, SSEDecoder
+    from .types import (
+        AnswerDelta,
+        Finish,
+        ReasoningDelta,
+        StatusEvent,
+        Timing,
+        ToolCall,
+        ToolCallDelta,
+        Usage,
+        UsageEvent,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'ds_magic' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext ds_magic``: register ``%%deepseek`` and ``%deepseek``."""
+    from ._magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from ._magics import unload_ipython_extension as unload
+
+    unload(ipython)

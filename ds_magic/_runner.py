@@ -1,0 +1,316 @@
+"""The coroutine that runs one streaming request on the engine loop.
+
+It owns the attempt loop (retries only before the first body byte), the deadlines that
+``: keep-alive`` comments do not reset, and the translation of every way a request can end into
+``Response`` state. It always closes the HTTP response, which is how the server learns that a
+cancelled request should stop generating (kernel-and-widgets.md §6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ._chunks import ChunkParser
+from ._http import error_from_response, error_from_transport
+from ._retry import RetryPolicy, is_retryable_status
+from .errors import (
+    APIStatusError,
+    APITimeoutError,
+    DeepSeekError,
+    StreamDecodeError,
+    StreamInterruptedError,
+    _PartialMixin,
+)
+from .response import Response
+from .types import StatusEvent
+
+__all__ = ["Timeout", "RequestSpec", "run_request"]
+
+_MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """Deadlines in seconds (None = no limit).
+
+    - ``connect``: opening the connection.
+    - ``first_token``: from sending the request to the first data event. DeepSeek sends
+      ``: keep-alive`` comments while a request is queued; they do not count (deepseek-api.md §2.8).
+    - ``idle``: the longest gap between two data events once the answer has started; again
+      comments do not count, so a stream that only sends keep-alives is caught.
+    - ``total``: the whole request, retries included.
+    """
+
+    connect: float | None = 10.0
+    first_token: float | None = 300.0
+    idle: float | None = 120.0
+    total: float | None = None
+
+    @classmethod
+    def coerce(cls, value: Timeout | float | int | None) -> Timeout:
+        if value is None:
+            return cls()
+        if isinstance(value, Timeout):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return cls(connect=float(value), first_token=float(value), idle=float(value))
+        raise ValueError(f"timeout must be a positive number of seconds or ds_magic.Timeout(...), got {value!r}")
+
+
+@dataclass
+class RequestSpec:
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    timeout: Timeout
+    retry: RetryPolicy
+    # Called on the engine loop right before the first attempt, e.g. to build a conversation's
+    # messages once the previous turn of that conversation has been stored.
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    lock: asyncio.Lock | None = None
+    on_event: Callable[[Any], None] | None = None
+
+
+class _Watchdog:
+    """Cancels the request task when a deadline passes; progress is counted in data events only."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any], timeout: Timeout) -> None:
+        self.loop = loop
+        self.task = task
+        self.timeout = timeout
+        self.start = loop.time()
+        self.attempt_start = self.start
+        self.last_progress: float | None = None
+        self.fired: str | None = None
+        self.handle: asyncio.TimerHandle | None = None
+        self.armed = False
+
+    def begin_attempt(self) -> None:
+        self.attempt_start = self.loop.time()
+        self.last_progress = None
+        self.armed = True
+        self._schedule()
+
+    def pause(self) -> None:
+        """No deadline but ``total`` applies while we sleep between attempts."""
+        self.armed = False
+        self._schedule()
+
+    def progress(self) -> None:
+        self.last_progress = self.loop.time()  # the timer re-reads this when it fires: O(1) per event
+
+    def _deadline(self) -> tuple[float, str] | None:
+        t = self.timeout
+        cands: list[tuple[float, str]] = []
+        if t.total is not None:
+            cands.append((self.start + t.total, "total"))
+        if self.armed:
+            if self.last_progress is None:
+                if t.first_token is not None:
+                    cands.append((self.attempt_start + t.first_token, "first_token"))
+            elif t.idle is not None:
+                cands.append((self.last_progress + t.idle, "idle"))
+        return min(cands) if cands else None
+
+    def _schedule(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        d = self._deadline()
+        if d is not None:
+            self.handle = self.loop.call_at(d[0], self._check)
+
+    def _check(self) -> None:
+        self.handle = None
+        d = self._deadline()
+        if d is None:
+            return
+        when, kind = d
+        if self.loop.time() >= when - 1e-3:
+            self.fired = kind
+            self.task.cancel()
+        else:
+            self.handle = self.loop.call_at(when, self._check)
+
+    def seconds(self, kind: str) -> float | None:
+        return getattr(self.timeout, kind, None)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+
+async def run_request(resp: Response, http: httpx.AsyncClient, spec: RequestSpec) -> None:
+    """Run ``spec`` and record everything into ``resp``; never raises (except engine shutdown)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    resp._set_canceller(lambda: loop.call_soon_threadsafe(task.cancel))
+    lock = spec.lock
+    locked = False
+    dog: _Watchdog | None = None
+    try:
+        if lock is not None:
+            await lock.acquire()
+            locked = True
+        body = spec.prepare(spec.body) if spec.prepare is not None else spec.body
+        resp.request = body
+        resp._start_clock()
+        dog = _Watchdog(loop, task, spec.timeout)
+        await _attempts(resp, http, spec, body, dog)
+    except asyncio.CancelledError:
+        partial = resp.text_so_far
+        if dog is not None and dog.fired:
+            _uncancel(task)
+            resp._finish(
+                "interrupted" if partial or resp.reasoning else "error",
+                APITimeoutError(dog.fired, dog.seconds(dog.fired), partial, resp.reasoning),
+            )
+        else:
+            resp._finish("cancelled")
+            if not resp.cancel_requested:
+                raise  # not ours (engine shutdown): let it propagate
+            _uncancel(task)
+    except DeepSeekError as exc:
+        if isinstance(exc, _PartialMixin):
+            exc.partial, exc.partial_reasoning = resp.text_so_far, resp.reasoning
+        started = bool(resp.text_so_far or resp.reasoning or resp.tool_calls)
+        resp._finish("interrupted" if started and not isinstance(exc, APIStatusError) else "error", exc)
+    except Exception as exc:  # a bug or an unexpected library error: still end the response
+        resp._finish("error", DeepSeekError(f"Unexpected error: {type(exc).__name__}: {exc}"))
+    else:
+        resp._finish("ok")
+    finally:
+        if dog is not None:
+            dog.close()
+        if locked and lock is not None:
+            lock.release()
+
+
+def _uncancel(task: asyncio.Task[Any]) -> None:
+    uncancel = getattr(task, "uncancel", None)  # Python ≥ 3.11
+    if uncancel is not None:
+        uncancel()
+
+
+async def _sleep_before_retry(
+    resp: Response, spec: RequestSpec, dog: _Watchdog, delay: float, why: str, attempt: int
+) -> None:
+    resp.retries = attempt
+    resp._push(StatusEvent(f"retrying in {delay:.3g} s after {why} (retry {attempt} of {spec.retry.max_retries})"))
+    dog.pause()
+    await spec.retry.sleep(delay)
+
+
+async def _attempts(resp: Response, http: httpx.AsyncClient, spec: RequestSpec, body: dict[str, Any], dog: _Watchdog) -> None:
+    retry = spec.retry
+    timeout = spec.timeout
+    http_timeout = httpx.Timeout(connect=timeout.connect, read=None, write=timeout.connect, pool=timeout.connect)
+    attempt = 0
+    while True:
+        dog.begin_attempt()
+        request = http.build_request("POST", spec.url, headers=spec.headers, json=body, timeout=http_timeout)
+        try:
+            response = await http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            err = error_from_transport(exc, spec.url, timeout.connect)
+            if attempt < retry.max_retries:
+                attempt += 1
+                await _sleep_before_retry(resp, spec, dog, retry.backoff(attempt - 1), _short(err), attempt)
+                continue
+            raise err from None
+        try:
+            if response.status_code != 200:
+                raw = await _read_limited(response)
+                delay = retry.delay(attempt, response.headers) if is_retryable_status(response.status_code) else None
+                err = error_from_response(response.status_code, raw, response.headers, retry_after=delay)
+                if delay is not None and attempt < retry.max_retries:
+                    attempt += 1
+                    await response.aclose()
+                    await _sleep_before_retry(resp, spec, dog, delay, str(response.status_code), attempt)
+                    continue
+                raise err
+            ctype = response.headers.get("content-type", "")
+            if "text/event-stream" not in ctype.split(";")[0].lower():
+                raw = await _read_limited(response)
+                if ctype.split(";")[0].strip().lower() == "application/json" and b'"error"' in raw[:4096]:
+                    raise error_from_response(502, raw, response.headers)
+                raise StreamDecodeError(
+                    f"expected an event stream but the server sent {ctype or 'no content type'}",
+                    raw[:200].decode("utf-8", "replace"),
+                )
+            got_bytes = await _read_stream(resp, response, dog, spec)
+            if got_bytes is None:
+                return
+            # Nothing arrived before the connection broke: still safe to retry.
+            if attempt < retry.max_retries:
+                attempt += 1
+                await _sleep_before_retry(resp, spec, dog, retry.backoff(attempt - 1), "an empty reply", attempt)
+                continue
+            raise StreamInterruptedError("the server closed the connection before sending anything")
+        finally:
+            await response.aclose()
+
+
+def _short(err: DeepSeekError) -> str:
+    return type(err).__name__.replace("Error", " error").replace("API", "").strip().lower()
+
+
+async def _read_limited(response: httpx.Response) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= _MAX_ERROR_BODY:
+            break
+    return b"".join(parts)[:_MAX_ERROR_BODY]
+
+
+async def _read_stream(resp: Response, response: httpx.Response, dog: _Watchdog, spec: RequestSpec) -> bool | None:
+    """Read the event stream into ``resp``. Returns None when it ended properly, False if the
+    connection broke before any byte arrived (retryable); raises on any later failure."""
+    parser = ChunkParser()
+    push = resp._push
+    got_bytes = False
+    queued_said = False
+    seen = 0
+    try:
+        async for raw in response.aiter_bytes():
+            got_bytes = True
+            events = parser.feed(raw)
+            if parser.data_events != seen:
+                seen = parser.data_events
+                dog.progress()
+            elif not queued_said and seen == 0:
+                queued_said = True
+                push(StatusEvent("waiting (queued by DeepSeek)"))
+            for ev in events:
+                push(ev)
+            if parser.done:
+                break
+    except httpx.TransportError as exc:
+        if not got_bytes:
+            return False
+        raise StreamInterruptedError(_transport_detail(exc)) from None
+    if parser.done or parser.finish_reason is not None:
+        # A finish_reason without [DONE] is still a complete answer; nothing after [DONE] is read.
+        resp.finish_reason = parser.finish_reason
+        return None
+    if not got_bytes:
+        return False
+    raise StreamInterruptedError("the connection closed before the answer finished (no [DONE])")
+
+
+def _transport_detail(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the server closed the connection mid-answer ({text})"
+    return f"the connection broke mid-answer ({text})"
+

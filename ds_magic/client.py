@@ -1,0 +1,253 @@
+"""``Client``: start DeepSeek chat requests on the engine and get a streaming ``Response`` back at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._engine import get_engine
+from ._http import body_preview, error_from_response, error_from_transport
+from ._retry import RetryPolicy
+from ._runner import RequestSpec, Timeout, run_request
+from .errors import MissingAPIKeyError
+from .response import Response
+
+if TYPE_CHECKING:
+    from .conversation import Conversation
+
+__all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_MODEL", "build_body"]
+
+DEFAULT_BASE_URL = "https://api.deepseek.com"
+DEFAULT_MODEL = "deepseek-flash"
+
+_EFFORTS = ("minimal", "low", "medium", "high", "xhigh", "max", "ultra")
+
+
+def _thinking(value: Any) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, bool):
+        return {"type": "enabled" if value else "disabled"}
+    if value in ("enabled", "disabled"):
+        return {"type": str(value)}
+    raise ValueError(f"thinking must be True, False, 'enabled' or 'disabled', got {value!r}")
+
+
+def build_body(
+    messages: list[dict[str, Any]],
+    model: str,
+    *,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+    stop: str | Sequence[str] | None = None,
+    response_format: Mapping[str, Any] | str | None = None,
+    thinking: bool | str | Mapping[str, Any] | None = None,
+    reasoning_effort: str | None = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    tool_choice: str | Mapping[str, Any] | None = None,
+    user_id: str | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON body of a streaming chat request (deepseek-api.md §1.5), with clear errors for bad values."""
+    if not isinstance(model, str) or not model:
+        raise ValueError("model must be a model name such as 'deepseek-flash'")
+    if not messages:
+        raise ValueError("messages is empty: give a prompt or a list of {'role': ..., 'content': ...} dicts")
+    body: dict[str, Any] = {"model": model, "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
+    if temperature is not None:
+        if not 0 <= float(temperature) <= 2:
+            raise ValueError(f"temperature must be between 0 and 2, got {temperature}")
+        body["temperature"] = float(temperature)
+    if top_p is not None:
+        if not 0 < float(top_p) <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        body["top_p"] = float(top_p)
+    if max_tokens is not None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        body["max_tokens"] = max_tokens
+    if stop is not None:
+        stops = [stop] if isinstance(stop, str) else list(stop)
+        if len(stops) > 16 or not all(isinstance(s, str) and s for s in stops):
+            raise ValueError("stop must be a string or a list of at most 16 non-empty strings")
+        body["stop"] = stops if len(stops) > 1 else stops[0]
+    if response_format is not None:
+        body["response_format"] = {"type": response_format} if isinstance(response_format, str) else dict(response_format)
+    if thinking is not None:
+        body["thinking"] = _thinking(thinking)
+    if reasoning_effort is not None:
+        if reasoning_effort not in _EFFORTS:
+            raise ValueError(f"reasoning_effort must be one of {', '.join(_EFFORTS)}, got {reasoning_effort!r}")
+        body["reasoning_effort"] = reasoning_effort
+    if tools is not None:
+        body["tools"] = [dict(t) for t in tools]
+    if tool_choice is not None:
+        body["tool_choice"] = tool_choice
+    if user_id is not None:
+        body["user_id"] = user_id
+    if extra_body:
+        body.update(extra_body)
+    return body
+
+
+def _check_messages(messages: Any) -> list[dict[str, Any]]:
+    if isinstance(messages, str):
+        return [{"role": "user", "content": messages}]
+    if not isinstance(messages, Sequence) or not all(isinstance(m, Mapping) and "role" in m for m in messages):
+        raise ValueError("messages must be a prompt string or a list of {'role': ..., 'content': ...} dicts")
+    return [dict(m) for m in messages]
+
+
+class Client:
+    """A DeepSeek client. Requests run on the shared engine thread; ``chat`` returns at once.
+
+    >>> client = Client()                     # key from DEEPSEEK_API_KEY
+    >>> for event in client.chat("Hi"): ...   # stream
+    >>> client.chat("Hi").text                # or wait for the answer
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: Timeout | float | None = None,
+        max_retries: int = 2,
+        retry: RetryPolicy | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        model: str = DEFAULT_MODEL,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("DEEPSEEK_API_KEY", "")
+        key = key.strip()
+        if not key:
+            raise MissingAPIKeyError()
+        if not key.isascii() or any(c.isspace() for c in key):
+            raise MissingAPIKeyError("The DeepSeek API key has spaces or non-ASCII characters: copy it again from platform.deepseek.com/api_keys.")
+        self._api_key = key
+        base = base_url or os.environ.get("DEEPSEEK_BASE_URL") or DEFAULT_BASE_URL
+        if not base.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base!r}")
+        self.base_url = base.rstrip("/")
+        self.timeout = Timeout.coerce(timeout)
+        self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
+        self.model = model
+        self._http = http_client
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self.base_url!r}, api_key='****{self._api_key[-4:] if len(self._api_key) >= 16 else ''}')"
+
+    @property
+    def masked_key(self) -> str:
+        return "****" + (self._api_key[-4:] if len(self._api_key) >= 16 else "")
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._api_key}",
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            # A compressing intermediary can re-batch deltas; ask for the bytes as they are made.
+            "Accept-Encoding": "identity",
+        }
+
+    def _url(self, path: str, beta: bool = False) -> str:
+        base = self.base_url
+        if beta:
+            base = base.removesuffix("/v1").removesuffix("/beta") + "/beta"
+        return base + path
+
+    def chat(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        conversation: Conversation | None = None,
+        system: str | None = None,
+        beta: bool = False,
+        timeout: Timeout | float | None = None,
+        **params: Any,
+    ) -> Response:
+        """Start a streaming chat request and return its :class:`Response` at once.
+
+        ``messages`` is a prompt string or a list of message dicts. With ``conversation``, it must be
+        the new prompt: the request carries the conversation's history, is queued behind any earlier
+        turn of the same conversation, and the exchange is stored there when it ends.
+        Parameters: temperature, top_p, max_tokens, stop, response_format, thinking,
+        reasoning_effort, tools, tool_choice, user_id, extra_body.
+        """
+        model = model or self.model
+        prepare = None
+        lock = None
+        if conversation is not None:
+            if not isinstance(messages, str):
+                raise ValueError("with conversation=..., pass the new prompt as a string")
+            prompt = messages
+            thinking_on = _thinking(params.get("thinking", True)).get("type") != "disabled"
+            probe = build_body([{"role": "user", "content": prompt}], model, **params)  # validate now, in the caller
+
+            def prepare(body: dict[str, Any]) -> dict[str, Any]:
+                msgs = conversation.messages(prompt, system=system, thinking=thinking_on, tools=bool(params.get("tools")))
+                return {**body, "messages": msgs}
+
+            body = probe
+            lock = conversation.__dict__.setdefault("_ds_engine_lock", asyncio.Lock())
+        else:
+            msgs = _check_messages(messages)
+            if system is not None:
+                msgs = [{"role": "system", "content": system}, *[m for m in msgs if m.get("role") != "system"]]
+            body = build_body(msgs, model, **params)
+        resp = Response(model=model, request=body, chat=conversation.name if conversation is not None else None)
+        if conversation is not None:
+            conv, prompt_text = conversation, messages
+            resp.add_done_callback(lambda r: conv.record(str(prompt_text), r))
+        spec = RequestSpec(
+            url=self._url("/chat/completions", beta),
+            headers=self._headers(),
+            body=body,
+            timeout=Timeout.coerce(timeout) if timeout is not None else self.timeout,
+            retry=self.retry,
+            prepare=prepare,
+            lock=lock,
+        )
+        engine = get_engine()
+        http = self._http if self._http is not None else engine.http
+        engine.submit(run_request(resp, http, spec))
+        return resp
+
+    # ----------------------------------------------------------------- small JSON endpoints
+    def _get_json(self, path: str) -> Any:
+        async def get() -> Any:
+            engine = get_engine()
+            http = self._http if self._http is not None else engine.http
+            t = self.timeout
+            try:
+                r = await http.get(
+                    self._url(path),
+                    headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
+                    timeout=httpx.Timeout(connect=t.connect, read=t.first_token, write=t.connect, pool=t.connect),
+                )
+            except httpx.TransportError as exc:
+                raise error_from_transport(exc, self._url(path), t.connect) from None
+            if r.status_code != 200:
+                raise error_from_response(r.status_code, r.content, r.headers)
+            try:
+                return r.json()
+            except ValueError:
+                msg, _ = body_preview(r.content, r.headers.get("content-type", ""))
+                raise error_from_response(502, r.content, r.headers) from ValueError(msg)
+
+        return get_engine().run(get())
+
+    def models(self) -> list[str]:
+        """Model ids from ``GET /models``."""
+        data = self._get_json("/models")
+        return [m["id"] for m in data.get("data", []) if isinstance(m, dict) and "id" in m]
+
+    def balance(self) -> dict[str, Any]:
+        """The account balance from ``GET /user/balance``."""
+        data = self._get_json("/user/balance")
+        return data if isinstance(data, dict) else {}

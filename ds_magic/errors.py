@@ -1,0 +1,185 @@
+"""The one error tree of ds_magic.
+
+::
+
+    DeepSeekError
+     ├─ MissingAPIKeyError              no key configured; says how to set one
+     ├─ APIStatusError (status_code, body)   an HTTP error answer from the API
+     │   ├─ BadRequestError              400, 422
+     │   ├─ AuthenticationError          401
+     │   ├─ InsufficientBalanceError     402
+     │   ├─ RateLimitError (retry_after) 429
+     │   └─ ServerError                  5xx
+     ├─ APITimeoutError (kind, partial)  connect / first-token / idle / total deadline
+     ├─ APIConnectionError               could not reach the server, or it hung up before answering
+     ├─ StreamInterruptedError (partial) the stream broke after it had started
+     ├─ StreamDecodeError (raw)          a data event that is not the JSON we expect
+     └─ StreamError (partial)            an error object sent inside a 200 stream
+
+Every message is one line that says what to do next. The API key never appears in any of
+them: :func:`redact` scrubs anything that looks like a key from text taken from servers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = [
+    "DeepSeekError",
+    "MissingAPIKeyError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "InsufficientBalanceError",
+    "RateLimitError",
+    "ServerError",
+    "APITimeoutError",
+    "APIConnectionError",
+    "StreamInterruptedError",
+    "StreamDecodeError",
+    "StreamError",
+    "redact",
+]
+
+# DeepSeek keys look like "sk-" + 32 hex; be generous so that other bearer-like secrets are caught too.
+_KEY_RE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.]{8,})")
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove API keys from ``text``: the given secrets and anything shaped like a key."""
+    for s in secrets:
+        if s:
+            text = text.replace(s, "****")
+    return _KEY_RE.sub("****", text)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class DeepSeekError(Exception):
+    """Base class of every error ds_magic raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_one_line(redact(message)))
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingAPIKeyError(DeepSeekError):
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "No DeepSeek API key: set the DEEPSEEK_API_KEY environment variable, pass "
+            "Client(api_key=...), or run %deepseek key in a notebook."
+        )
+
+
+class APIStatusError(DeepSeekError):
+    """The API answered with an HTTP error status."""
+
+    status_code: int
+    hint = "check the request and try again"
+
+    def __init__(self, status_code: int, server_message: str, body: Any = None, hint: str | None = None) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.server_message = _one_line(redact(server_message), 200)
+        text = f"{status_code}: {self.server_message}" if self.server_message else f"HTTP {status_code}"
+        super().__init__(f"{text} — {hint or self.hint}")
+
+
+class BadRequestError(APIStatusError):
+    hint = "the request was rejected as invalid; fix the parameters named in the message"
+
+
+class AuthenticationError(APIStatusError):
+    hint = "the API key was rejected; set DEEPSEEK_API_KEY or run %deepseek key"
+
+
+class InsufficientBalanceError(APIStatusError):
+    hint = "the account has run out of balance; top up at platform.deepseek.com"
+
+
+class RateLimitError(APIStatusError):
+    hint = "too many concurrent requests; wait a little or lower the concurrency"
+
+    def __init__(
+        self, status_code: int, server_message: str, body: Any = None, retry_after: float | None = None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(status_code, server_message, body)
+
+
+class ServerError(APIStatusError):
+    hint = "the DeepSeek server had a problem; try again in a moment"
+
+
+class _PartialMixin:
+    partial: str
+    partial_reasoning: str
+
+
+class APITimeoutError(DeepSeekError, _PartialMixin):
+    """A deadline passed. ``kind`` is ``connect``, ``first_token``, ``idle`` or ``total``."""
+
+    def __init__(self, kind: str, seconds: float | None, partial: str = "", partial_reasoning: str = "") -> None:
+        self.kind = kind
+        self.seconds = seconds
+        self.partial = partial
+        self.partial_reasoning = partial_reasoning
+        what = {
+            "connect": "could not connect",
+            "first_token": "no answer started",
+            "idle": "the answer stalled (no new text)",
+            "total": "the request ran past its overall deadline",
+        }.get(kind, kind)
+        after = f" within {seconds:g} s" if seconds is not None and kind != "idle" else ""
+        if kind == "idle" and seconds is not None:
+            after = f" for {seconds:g} s"
+        kept = f"; the partial answer ({len(partial)} chars) was kept" if partial else ""
+        super().__init__(f"Timed out: {what}{after}{kept} — try again, or raise the timeout (Client(timeout=...))")
+
+
+class APIConnectionError(DeepSeekError):
+    def __init__(self, detail: str, url: str = "") -> None:
+        where = f" to {url}" if url else ""
+        super().__init__(
+            f"Could not connect{where}: {detail} — check the network and DEEPSEEK_BASE_URL, then try again"
+        )
+
+
+class StreamInterruptedError(DeepSeekError, _PartialMixin):
+    """The stream broke after it had started; what arrived is in ``partial``."""
+
+    def __init__(self, detail: str, partial: str = "", partial_reasoning: str = "") -> None:
+        self.partial = partial
+        self.partial_reasoning = partial_reasoning
+        self.detail = detail
+        kept = f"; the partial answer ({len(partial)} chars) was kept" if partial or partial_reasoning else ""
+        super().__init__(f"The answer was interrupted: {detail}{kept} — run the cell again to retry")
+
+
+class StreamDecodeError(DeepSeekError):
+    """A data event that could not be decoded as a DeepSeek chunk."""
+
+    def __init__(self, detail: str, raw: str) -> None:
+        self.raw = raw
+        preview = raw[:80] + ("…" if len(raw) > 80 else "")
+        super().__init__(
+            f"DeepSeek sent data that is not valid JSON ({detail}): {preview!r} — check the API status and try again"
+        )
+
+
+class StreamError(DeepSeekError, _PartialMixin):
+    """An ``{"error": {...}}`` object arrived inside a successful (200) stream."""
+
+    def __init__(self, server_message: str, body: Any = None, partial: str = "", partial_reasoning: str = "") -> None:
+        self.body = body
+        self.partial = partial
+        self.partial_reasoning = partial_reasoning
+        super().__init__(f"The server reported an error mid-stream: {server_message} — try again in a moment")

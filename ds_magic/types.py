@@ -1,0 +1,163 @@
+"""Small value objects: stream events, usage and timing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+__all__ = [
+    "AnswerDelta",
+    "ReasoningDelta",
+    "ToolCallDelta",
+    "UsageEvent",
+    "StatusEvent",
+    "Finish",
+    "Event",
+    "Usage",
+    "Timing",
+    "ToolCall",
+    "Status",
+]
+
+Status = Literal["pending", "running", "ok", "cancelled", "interrupted", "error"]
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    """A piece of the answer (``delta.content``)."""
+
+    text: str
+    kind: Literal["answer"] = "answer"
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of the thinking (``delta.reasoning_content``)."""
+
+    text: str
+    kind: Literal["reasoning"] = "reasoning"
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A fragment of a tool call; ``arguments`` is a piece of a JSON string (deepseek-api.md §2.4)."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+    kind: Literal["tool_call"] = "tool_call"
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    usage: Usage
+    kind: Literal["usage"] = "usage"
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """Something the user should see while waiting ("retrying in 2 s after 429")."""
+
+    message: str
+    kind: Literal["status"] = "status"
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The last event: why the model stopped (``finish_reason``) and how the request ended."""
+
+    reason: str | None
+    status: Status
+    kind: Literal["finish"] = "finish"
+
+
+Event = Union[AnswerDelta, ReasoningDelta, ToolCallDelta, UsageEvent, StatusEvent, Finish]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one request; missing fields default to 0 (deepseek-api.md §2.6)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cache_hit_tokens: int = 0
+    cache_miss_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any]) -> Usage:
+        def num(v: Any) -> int:
+            return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0
+
+        prompt = num(raw.get("prompt_tokens"))
+        details = raw.get("completion_tokens_details") or {}
+        pdetails = raw.get("prompt_tokens_details") or {}
+        # DeepSeek's own field first; the OpenAI-style cached_tokens is not always present.
+        if "prompt_cache_hit_tokens" in raw:
+            hit = num(raw.get("prompt_cache_hit_tokens"))
+        else:
+            hit = num(pdetails.get("cached_tokens") if isinstance(pdetails, dict) else 0)
+        miss = num(raw["prompt_cache_miss_tokens"]) if "prompt_cache_miss_tokens" in raw else max(prompt - hit, 0)
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=num(raw.get("completion_tokens")),
+            reasoning_tokens=num(details.get("reasoning_tokens")) if isinstance(details, dict) else 0,
+            cache_hit_tokens=hit,
+            cache_miss_tokens=miss,
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cache_hit_tokens": self.cache_hit_tokens,
+            "cache_miss_tokens": self.cache_miss_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How fast one answer came, in seconds, measured on the engine thread (never stalled by cells).
+
+    ``time_to_first_token`` counts thinking too; ``time_to_first_answer_token`` waits for the answer.
+    ``total`` is None until the request has ended (``elapsed`` is the time so far).
+    ``tokens_per_second`` is the generation speed: completion tokens over the time after the first one.
+    """
+
+    time_to_first_token: float | None
+    time_to_first_answer_token: float | None
+    elapsed: float
+    total: float | None
+    tokens: int
+    tokens_per_second: float | None
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {
+            "time_to_first_token": self.time_to_first_token,
+            "time_to_first_answer_token": self.time_to_first_answer_token,
+            "elapsed": self.elapsed,
+            "total": self.total,
+            "tokens": self.tokens,
+            "tokens_per_second": self.tokens_per_second,
+        }
+
+
+@dataclass
+class ToolCall:
+    """A complete tool call, assembled from its deltas."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+    type: str = "function"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_message(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "function": {"name": self.name, "arguments": self.arguments}}
