@@ -17,7 +17,20 @@ from .types import AnswerDelta, Event, ReasoningDelta, ToolCallDelta, Usage, Usa
 
 __all__ = ["ChunkParser", "parse_chunk"]
 
-_loads = json.loads
+_decoder = json.JSONDecoder()
+_raw_decode = _decoder.raw_decode
+
+
+def _loads(data: str) -> Any:
+    # raw_decode skips json.loads' two wrapper layers (the hot path); anything unusual, such as
+    # leading whitespace or trailing data, goes through json.loads for its exact error message.
+    try:
+        obj, end = _raw_decode(data)
+    except ValueError:
+        return json.loads(data)
+    if end != len(data):
+        return json.loads(data)
+    return obj
 
 
 def parse_chunk(data: str, out: list[Event]) -> str | None:

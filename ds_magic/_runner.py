@@ -278,21 +278,27 @@ async def _read_stream(resp: Response, response: httpx.Response, dog: _Watchdog,
     connection broke before any byte arrived (retryable); raises on any later failure."""
     parser = ChunkParser()
     push = resp._push
+    push_many = resp._push_many
     got_bytes = False
     queued_said = False
     seen = 0
+    feed = parser.feed
+    clock = dog.loop.time
+    # We ask for identity encoding; only a compressed answer needs httpx's decoding layers.
+    encoded = response.headers.get("content-encoding", "identity").lower() not in ("identity", "")
+    body = response.aiter_bytes() if encoded else response.aiter_raw()
     try:
-        async for raw in response.aiter_bytes():
+        async for raw in body:
             got_bytes = True
-            events = parser.feed(raw)
+            events = feed(raw)
             if parser.data_events != seen:
                 seen = parser.data_events
-                dog.progress()
+                dog.last_progress = clock()  # read by the watchdog's timer: O(1) per read
             elif not queued_said and seen == 0:
                 queued_said = True
                 push(StatusEvent("waiting (queued by DeepSeek)"))
-            for ev in events:
-                push(ev)
+            if events:
+                push_many(events)
             if parser.done:
                 break
     except httpx.TransportError as exc:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from typing import Any
 
 from .errors import DeepSeekError
@@ -120,47 +120,55 @@ class Response:
         self.status = "running"
 
     def _push(self, ev: Event) -> None:
+        self._push_many((ev,))
+
+    def _push_many(self, events: Sequence[Event]) -> None:
+        """Record events (one lock round per network read, not per token) and wake the readers."""
         now = time.perf_counter()
         with self._lock:
-            if isinstance(ev, AnswerDelta):
-                self._text.append(ev.text)
-                self._pieces += 1
-                if self._t_first_answer is None:
-                    self._t_first_answer = now
+            for ev in events:
+                kind = ev.kind
+                if kind == "answer":
+                    self._text.append(ev.text)  # type: ignore[union-attr]
+                    self._pieces += 1
+                    if self._t_first_answer is None:
+                        self._t_first_answer = now
+                        if self._t_first is None:
+                            self._t_first = now
+                elif kind == "reasoning":
+                    self._reasoning.append(ev.text)  # type: ignore[union-attr]
+                    self._pieces += 1
                     if self._t_first is None:
                         self._t_first = now
-            elif isinstance(ev, ReasoningDelta):
-                self._reasoning.append(ev.text)
-                self._pieces += 1
-                if self._t_first is None:
-                    self._t_first = now
-            elif isinstance(ev, ToolCallDelta):
-                self._pieces += 1
-                if self._t_first is None:
-                    self._t_first = now
-                call = self._calls.get(ev.index)
-                if call is None:
-                    call = self._calls[ev.index] = ToolCall(index=ev.index)
-                if ev.id:
-                    call.id = ev.id
-                if ev.name:
-                    call.name += ev.name
-                call.arguments += ev.arguments
-            elif isinstance(ev, UsageEvent):
-                self.usage = ev.usage
-            elif isinstance(ev, StatusEvent):
-                self.status_message = ev.message
-            for r in self._readers:
-                r.push(ev)
-                r.notify()
+                elif isinstance(ev, ToolCallDelta):
+                    self._pieces += 1
+                    if self._t_first is None:
+                        self._t_first = now
+                    call = self._calls.get(ev.index)
+                    if call is None:
+                        call = self._calls[ev.index] = ToolCall(index=ev.index)
+                    if ev.id:
+                        call.id = ev.id
+                    if ev.name:
+                        call.name += ev.name
+                    call.arguments += ev.arguments
+                elif isinstance(ev, UsageEvent):
+                    self.usage = ev.usage
+                elif isinstance(ev, StatusEvent):
+                    self.status_message = ev.message
+                for r in self._readers:
+                    r.push(ev)
             if self._readers:
+                for r in self._readers:
+                    r.notify()
                 self._lock.notify_all()
             listeners = self._listeners
         for fn in listeners:
-            try:
-                fn(ev)
-            except Exception:
-                _log.exception("ds_magic: a Response listener failed")
+            for ev in events:
+                try:
+                    fn(ev)
+                except Exception:
+                    _log.exception("ds_magic: a Response listener failed")
 
     def _set_canceller(self, fn: Callable[[], None]) -> None:
         with self._lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal, NamedTuple, Union
 
 __all__ = [
     "AnswerDelta",
@@ -22,24 +22,25 @@ __all__ = [
 Status = Literal["pending", "running", "ok", "cancelled", "interrupted", "error"]
 
 
-@dataclass(frozen=True)
-class AnswerDelta:
+# Events are NamedTuples: they are made once per streamed token, and a frozen dataclass costs
+# several times more to construct (benchmarks/decode.py).
+
+
+class AnswerDelta(NamedTuple):
     """A piece of the answer (``delta.content``)."""
 
     text: str
     kind: Literal["answer"] = "answer"
 
 
-@dataclass(frozen=True)
-class ReasoningDelta:
+class ReasoningDelta(NamedTuple):
     """A piece of the thinking (``delta.reasoning_content``)."""
 
     text: str
     kind: Literal["reasoning"] = "reasoning"
 
 
-@dataclass(frozen=True)
-class ToolCallDelta:
+class ToolCallDelta(NamedTuple):
     """A fragment of a tool call; ``arguments`` is a piece of a JSON string (deepseek-api.md §2.4)."""
 
     index: int
@@ -49,22 +50,19 @@ class ToolCallDelta:
     kind: Literal["tool_call"] = "tool_call"
 
 
-@dataclass(frozen=True)
-class UsageEvent:
+class UsageEvent(NamedTuple):
     usage: Usage
     kind: Literal["usage"] = "usage"
 
 
-@dataclass(frozen=True)
-class StatusEvent:
+class StatusEvent(NamedTuple):
     """Something the user should see while waiting ("retrying in 2 s after 429")."""
 
     message: str
     kind: Literal["status"] = "status"
 
 
-@dataclass(frozen=True)
-class Finish:
+class Finish(NamedTuple):
     """The last event: why the model stopped (``finish_reason``) and how the request ended."""
 
     reason: str | None
