@@ -34,7 +34,11 @@ def make_stream(n_events: int) -> bytes:
     }
 
     def chunk(delta: dict[str, object], finish: str | None = None, usage: object = None) -> bytes:
-        obj = dict(base, choices=[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], usage=usage)
+        obj = dict(
+            base,
+            choices=[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            usage=usage,
+        )
         return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
 
     parts = [chunk({"role": "assistant", "content": None, "reasoning_content": ""})]
@@ -80,7 +84,9 @@ def bench_ds_magic(chunks: list[bytes]) -> float:
                 yield c
 
     transport = httpx.MockTransport(lambda request: httpx.Response(200, headers=HEADERS, stream=Stream()))
-    client = Client(api_key="sk-bench", base_url="http://bench.local", http_client=httpx.AsyncClient(transport=transport))
+    client = Client(
+        api_key="sk-bench", base_url="http://bench.local", http_client=httpx.AsyncClient(transport=transport)
+    )
     t0 = time.perf_counter()
     resp = client.chat("hi")
     resp.wait()
@@ -98,10 +104,17 @@ def bench_openai(chunks: list[bytes]) -> float:
             yield from chunks
 
     transport = httpx2.MockTransport(lambda request: httpx2.Response(200, headers=HEADERS, stream=Stream()))
-    client = openai.OpenAI(api_key="sk-bench", base_url="http://bench.local", http_client=httpx2.Client(transport=transport), max_retries=0)
+    client = openai.OpenAI(
+        api_key="sk-bench",
+        base_url="http://bench.local",
+        http_client=httpx2.Client(transport=transport),
+        max_retries=0,
+    )
     t0 = time.perf_counter()
     n = 0
-    for _chunk in client.chat.completions.create(model="deepseek-flash", messages=[{"role": "user", "content": "hi"}], stream=True):
+    for _chunk in client.chat.completions.create(
+        model="deepseek-flash", messages=[{"role": "user", "content": "hi"}], stream=True
+    ):
         n += 1
     dt = time.perf_counter() - t0
     assert n > 0
@@ -118,7 +131,10 @@ def bench_httpx_sse(chunks: list[bytes]) -> float:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, headers=HEADERS, stream=Stream()))
     t0 = time.perf_counter()
     n = 0
-    with httpx.Client(transport=transport) as c, connect_sse(c, "POST", "http://bench.local/chat/completions", json={}) as es:
+    with (
+        httpx.Client(transport=transport) as c,
+        connect_sse(c, "POST", "http://bench.local/chat/completions", json={}) as es,
+    ):
         for sse in es.iter_sse():
             if sse.data.startswith("[DONE]"):
                 break
@@ -137,7 +153,9 @@ def best_of(fn: Callable[[list[bytes]], float], chunks: list[bytes], repeat: int
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=20000)
-    ap.add_argument("--piece", type=int, action="append", help="bytes per read (0 = one event per read); repeatable")
+    ap.add_argument(
+        "--piece", type=int, action="append", help="bytes per read (0 = one event per read); repeatable"
+    )
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     data = make_stream(args.events)
@@ -147,7 +165,9 @@ def main() -> None:
 
 def run(data: bytes, chunks: list[bytes], size: int, args: argparse.Namespace) -> None:
     how = "one read per event" if size <= 0 else f"reads of {size} B"
-    print(f"\n{args.events} events, {len(data) / 1e6:.2f} MB, {len(chunks)} {how}; median of {args.repeat} runs")
+    print(
+        f"\n{args.events} events, {len(data) / 1e6:.2f} MB, {len(chunks)} {how}; median of {args.repeat} runs"
+    )
     results = {
         "ds_magic (Client, engine thread)": best_of(bench_ds_magic, chunks, args.repeat),
         "openai SDK streaming": best_of(bench_openai, chunks, args.repeat),

@@ -47,8 +47,14 @@ def main() -> None:
     print(f"\nimport ds_magic + Client = {ratio_client:.2f} × import httpx (goal ≤ 1.5)")
     # Jupyter pieces must not be imported by the core.
     out = subprocess.run(
-        [sys.executable, "-c", "import sys, ds_magic; ds_magic.Client; print(sorted(m for m in ('IPython','ipywidgets','markdown_it') if m in sys.modules))"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, ds_magic; ds_magic.Client; print(sorted(m for m in ('IPython','ipywidgets','markdown_it') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     print(f"Jupyter modules imported by the core: {out}")
 

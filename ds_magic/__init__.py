@@ -48,7 +48,7 @@ _LAZY = {
 
 __all__ = sorted([*_LAZY, "load_ipython_extension", "unload_ipython_extension", "__version__"])
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
     from ._retry import RetryPolicy
     from ._runner import Timeout
     from .client import DEFAULT_MODEL, Client

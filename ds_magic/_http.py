@@ -73,7 +73,12 @@ def error_from_response(
     if cls is None:
         cls = ServerError if status >= 500 else APIStatusError
     if status == 404:
-        return cls(status, message or "Not Found", parsed, hint="check DEEPSEEK_BASE_URL (normally https://api.deepseek.com)")
+        return cls(
+            status,
+            message or "Not Found",
+            parsed,
+            hint="check DEEPSEEK_BASE_URL (normally https://api.deepseek.com)",
+        )
     return cls(status, message, parsed)
 
 

@@ -81,10 +81,16 @@ class DeepSeekMagics(Magics):
     """Settings: ``%config DeepSeekMagics.model = "deepseek-v4-pro"`` (or in an IPython config file)."""
 
     model = Unicode("deepseek-flash", help="Model for %%deepseek cells.").tag(config=True)
-    base_url = Unicode("", help="API base URL; empty means DEEPSEEK_BASE_URL or https://api.deepseek.com.").tag(config=True)
+    base_url = Unicode(
+        "", help="API base URL; empty means DEEPSEEK_BASE_URL or https://api.deepseek.com."
+    ).tag(config=True)
     system = Unicode("", help="Default system prompt for new conversations.").tag(config=True)
-    temperature = Float(None, allow_none=True, help="Sampling temperature (ignored by DeepSeek in thinking mode).").tag(config=True)
-    max_tokens = Int(None, allow_none=True, help="Maximum tokens per answer, thinking included.").tag(config=True)
+    temperature = Float(
+        None, allow_none=True, help="Sampling temperature (ignored by DeepSeek in thinking mode)."
+    ).tag(config=True)
+    max_tokens = Int(None, allow_none=True, help="Maximum tokens per answer, thinking included.").tag(
+        config=True
+    )
     max_history_tokens = Int(
         200_000, allow_none=True, help="Oldest turns are left out of requests beyond this estimated size."
     ).tag(config=True)
@@ -93,12 +99,22 @@ class DeepSeekMagics(Magics):
         "auto",
         help="How a cell waits: auto (await on ipykernel ≥ 7.4, else block), await, block or background.",
     ).tag(config=True)
-    throttle_ms = Int(100, help="At most one display update per this many milliseconds while streaming.").tag(config=True)
+    throttle_ms = Int(100, help="At most one display update per this many milliseconds while streaming.").tag(
+        config=True
+    )
     show_reasoning = Bool(True, help="Show the model's thinking in a collapsible section.").tag(config=True)
-    thinking = Bool(None, allow_none=True, help="Force thinking mode on or off (None: the model's default).").tag(config=True)
-    reasoning_effort = Unicode(None, allow_none=True, help="low, high or max (thinking mode).").tag(config=True)
-    interpolate = Bool(True, help="Replace {name} in prompts with values from the namespace.").tag(config=True)
-    timeout = Float(None, allow_none=True, help="Seconds for connect, first token and idle deadlines.").tag(config=True)
+    thinking = Bool(
+        None, allow_none=True, help="Force thinking mode on or off (None: the model's default)."
+    ).tag(config=True)
+    reasoning_effort = Unicode(None, allow_none=True, help="low, high or max (thinking mode).").tag(
+        config=True
+    )
+    interpolate = Bool(True, help="Replace {name} in prompts with values from the namespace.").tag(
+        config=True
+    )
+    timeout = Float(None, allow_none=True, help="Seconds for connect, first token and idle deadlines.").tag(
+        config=True
+    )
 
     # ------------------------------------------------------------------ helpers
     def _client(self) -> Client:
@@ -108,7 +124,9 @@ class DeepSeekMagics(Magics):
                 ident = (key or "", self.base_url, self.timeout)
                 client = _state.clients.get(ident)
                 if client is None:
-                    client = Client(api_key=key, base_url=self.base_url or None, timeout=self.timeout, model=self.model)
+                    client = Client(
+                        api_key=key, base_url=self.base_url or None, timeout=self.timeout, model=self.model
+                    )
                     _state.clients[ident] = client
                 return client
         except DeepSeekError as exc:
@@ -169,7 +187,9 @@ class DeepSeekMagics(Magics):
         messages = None
         if args.no_history:
             sys_prompt = system or self.system
-            messages = ([{"role": "system", "content": sys_prompt}] if sys_prompt else []) + [{"role": "user", "content": prompt}]
+            messages = ([{"role": "system", "content": sys_prompt}] if sys_prompt else []) + [
+                {"role": "user", "content": prompt}
+            ]
         else:
             conversation = _state.store.get(args.chat or "default")
             if args.new:
@@ -183,7 +203,9 @@ class DeepSeekMagics(Magics):
             conversation.max_history_tokens = self.max_history_tokens
         params["model"] = model
         try:
-            build_body(messages or [{"role": "user", "content": prompt}], **params)  # clear errors before sending
+            build_body(
+                messages or [{"role": "user", "content": prompt}], **params
+            )  # clear errors before sending
         except ValueError as exc:
             raise DeepSeekCellError(str(exc)) from None
         return _Call(args, prompt, params, conversation, messages, args.format, args.json)
@@ -233,7 +255,13 @@ class DeepSeekMagics(Magics):
                 version = _ipykernel_version() or (0,)
                 if version < (7, 0) or version >= (7, 4):
                     hint = "press ■ (interrupt) to stop"
-            view: Any = StreamView(resp, fmt=fmt, show_reasoning=self.show_reasoning, throttle_ms=self.throttle_ms, cancel_hint=hint)
+            view: Any = StreamView(
+                resp,
+                fmt=fmt,
+                show_reasoning=self.show_reasoning,
+                throttle_ms=self.throttle_ms,
+                cancel_hint=hint,
+            )
             view.show()
         else:
             from ._widget import TextView
@@ -243,7 +271,9 @@ class DeepSeekMagics(Magics):
 
     def _result(self, call: _Call, resp: Response) -> Any:
         if resp.status in ("error", "interrupted"):
-            raise DeepSeekCellError(str(resp.error) if resp.error else f"The request ended with status {resp.status}")
+            raise DeepSeekCellError(
+                str(resp.error) if resp.error else f"The request ended with status {resp.status}"
+            )
         value: Any = resp
         if call.json_mode and resp.status == "ok":
             try:
@@ -275,12 +305,27 @@ class DeepSeekMagics(Magics):
     @argument("--max-tokens", type=int, help="Maximum tokens of the answer (thinking included).")
     @argument("--stop", action="append", help="Stop sequence (repeatable).")
     @argument("--json", action="store_true", help="JSON mode: the result is parsed into a Python object.")
-    @argument("--thinking", dest="thinking", action="store_const", const=True, default=None, help="Turn thinking on.")
+    @argument(
+        "--thinking",
+        dest="thinking",
+        action="store_const",
+        const=True,
+        default=None,
+        help="Turn thinking on.",
+    )
     @argument("--no-thinking", dest="thinking", action="store_const", const=False, help="Turn thinking off.")
     @argument("--effort", choices=["low", "medium", "high", "max"], help="Reasoning effort (thinking mode).")
-    @argument("-f", "--format", choices=["markdown", "text", "code"], default="markdown", help="How to show the answer; 'code' puts its code block in a new cell below.")
+    @argument(
+        "-f",
+        "--format",
+        choices=["markdown", "text", "code"],
+        default="markdown",
+        help="How to show the answer; 'code' puts its code block in a new cell below.",
+    )
     @argument("--bg", action="store_true", help="Run in the background: the cell returns at once.")
-    @argument("--dry-run", action="store_true", help="Show the exact request that would be sent; send nothing.")
+    @argument(
+        "--dry-run", action="store_true", help="Show the exact request that would be sent; send nothing."
+    )
     @argument("--raw", action="store_true", help="Do not replace {name} with values from the namespace.")
     @argument("words", nargs="*", help="(line magic) a subcommand or a one-line prompt.")
     @line_cell_magic
@@ -336,7 +381,9 @@ class DeepSeekMagics(Magics):
     def _line(self, line: str) -> Any:
         words = line.split()
         if not words:
-            raise DeepSeekCellError("Usage: %deepseek history | chats | reset | fork | export | import | models | key | cancel-all | config, or %%deepseek for a cell")
+            raise DeepSeekCellError(
+                "Usage: %deepseek history | chats | reset | fork | export | import | models | key | cancel-all | config, or %%deepseek for a cell"
+            )
         handler = _SUBCOMMANDS.get(words[0])
         if handler is None:
             # A one-line prompt: %deepseek What is a monad?
@@ -352,7 +399,9 @@ class DeepSeekMagics(Magics):
         try:
             conv = _state.store.get(name, create=False)
         except KeyError:
-            raise DeepSeekCellError(f"No conversation named {name!r}; existing: {', '.join(_state.store.names()) or 'none'}") from None
+            raise DeepSeekCellError(
+                f"No conversation named {name!r}; existing: {', '.join(_state.store.names()) or 'none'}"
+            ) from None
         print(history_text(conv) or f"(conversation {name!r} is empty)")
 
     def _chats(self, rest: list[str]) -> None:
@@ -380,7 +429,9 @@ class DeepSeekMagics(Magics):
         if len(rest) != 1:
             raise DeepSeekCellError("Usage: %deepseek export FILE.json")
         _state.store.export(rest[0])
-        print(f"Exported {len(_state.store.names())} conversation(s) to {rest[0]} (no API key is ever written).")
+        print(
+            f"Exported {len(_state.store.names())} conversation(s) to {rest[0]} (no API key is ever written)."
+        )
 
     def _import(self, rest: list[str]) -> None:
         if len(rest) != 1:
@@ -421,7 +472,9 @@ class DeepSeekMagics(Magics):
         source = "%deepseek key" if _state.api_key else ("DEEPSEEK_API_KEY" if key else "not set")
         masked = ("****" + key[-4:]) if len(key) >= 16 else ("****" if key else "")
         print(f"API key: {masked} ({source})")
-        print(f"Base URL: {self.base_url or os.environ.get('DEEPSEEK_BASE_URL') or 'https://api.deepseek.com'}")
+        print(
+            f"Base URL: {self.base_url or os.environ.get('DEEPSEEK_BASE_URL') or 'https://api.deepseek.com'}"
+        )
         print(f"Wait mode now: {self.resolve_mode(None)}")
 
 

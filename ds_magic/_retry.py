@@ -22,7 +22,9 @@ __all__ = ["RetryPolicy", "RETRY_STATUSES", "is_retryable_status", "parse_retry_
 
 RETRY_STATUSES = frozenset({408, 409, 429})
 
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$")
+_DURATION = re.compile(
+    r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$"
+)
 
 
 def is_retryable_status(status: int) -> bool:

@@ -59,7 +59,9 @@ class Timeout:
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
             return cls(connect=float(value), first_token=float(value), idle=float(value))
-        raise ValueError(f"timeout must be a positive number of seconds or ds_magic.Timeout(...), got {value!r}")
+        raise ValueError(
+            f"timeout must be a positive number of seconds or ds_magic.Timeout(...), got {value!r}"
+        )
 
 
 @dataclass
@@ -138,7 +140,8 @@ class _Watchdog:
             self.handle = self.loop.call_at(when, self._check)
 
     def seconds(self, kind: str) -> float | None:
-        return getattr(self.timeout, kind, None)  # type: ignore[no-any-return]
+        value: float | None = getattr(self.timeout, kind, None)
+        return value
 
     def close(self) -> None:
         if self.handle is not None:
@@ -151,7 +154,11 @@ async def run_request(resp: Response, http: httpx.AsyncClient, spec: RequestSpec
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
-    resp._set_canceller(lambda: loop.call_soon_threadsafe(task.cancel))
+
+    def cancel_task() -> None:
+        loop.call_soon_threadsafe(task.cancel)
+
+    resp._set_canceller(cancel_task)
     lock = spec.lock
     locked = False
     dog: _Watchdog | None = None
@@ -203,15 +210,21 @@ async def _sleep_before_retry(
     resp: Response, spec: RequestSpec, dog: _Watchdog, delay: float, why: str, attempt: int
 ) -> None:
     resp.retries = attempt
-    resp._push(StatusEvent(f"retrying in {delay:.3g} s after {why} (retry {attempt} of {spec.retry.max_retries})"))
+    resp._push(
+        StatusEvent(f"retrying in {delay:.3g} s after {why} (retry {attempt} of {spec.retry.max_retries})")
+    )
     dog.pause()
     await spec.retry.sleep(delay)
 
 
-async def _attempts(resp: Response, http: httpx.AsyncClient, spec: RequestSpec, body: dict[str, Any], dog: _Watchdog) -> None:
+async def _attempts(
+    resp: Response, http: httpx.AsyncClient, spec: RequestSpec, body: dict[str, Any], dog: _Watchdog
+) -> None:
     retry = spec.retry
     timeout = spec.timeout
-    http_timeout = httpx.Timeout(connect=timeout.connect, read=None, write=timeout.connect, pool=timeout.connect)
+    http_timeout = httpx.Timeout(
+        connect=timeout.connect, read=None, write=timeout.connect, pool=timeout.connect
+    )
     attempt = 0
     while True:
         dog.begin_attempt()
@@ -228,7 +241,11 @@ async def _attempts(resp: Response, http: httpx.AsyncClient, spec: RequestSpec, 
         try:
             if response.status_code != 200:
                 raw = await _read_limited(response)
-                delay = retry.delay(attempt, response.headers) if is_retryable_status(response.status_code) else None
+                delay = (
+                    retry.delay(attempt, response.headers)
+                    if is_retryable_status(response.status_code)
+                    else None
+                )
                 err = error_from_response(response.status_code, raw, response.headers, retry_after=delay)
                 if delay is not None and attempt < retry.max_retries:
                     attempt += 1
@@ -251,7 +268,9 @@ async def _attempts(resp: Response, http: httpx.AsyncClient, spec: RequestSpec, 
             # Nothing arrived before the connection broke: still safe to retry.
             if attempt < retry.max_retries:
                 attempt += 1
-                await _sleep_before_retry(resp, spec, dog, retry.backoff(attempt - 1), "an empty reply", attempt)
+                await _sleep_before_retry(
+                    resp, spec, dog, retry.backoff(attempt - 1), "an empty reply", attempt
+                )
                 continue
             raise StreamInterruptedError("the server closed the connection before sending anything")
         finally:
@@ -273,7 +292,9 @@ async def _read_limited(response: httpx.Response) -> bytes:
     return b"".join(parts)[:_MAX_ERROR_BODY]
 
 
-async def _read_stream(resp: Response, response: httpx.Response, dog: _Watchdog, spec: RequestSpec) -> bool | None:
+async def _read_stream(
+    resp: Response, response: httpx.Response, dog: _Watchdog, spec: RequestSpec
+) -> bool | None:
     """Read the event stream into ``resp``. Returns None when it ended properly, False if the
     connection broke before any byte arrived (retryable); raises on any later failure."""
     parser = ChunkParser()
@@ -319,4 +340,3 @@ def _transport_detail(exc: Exception) -> str:
     if isinstance(exc, httpx.RemoteProtocolError):
         return f"the server closed the connection mid-answer ({text})"
     return f"the connection broke mid-answer ({text})"
-

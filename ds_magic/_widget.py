@@ -100,11 +100,25 @@ class StreamView:
         self.reasoning_box.set_title(0, "Thinking")
         self.reasoning_box.layout.display = "none"
         self.answer = w.HTML(value="")
-        self.cancel_button = w.Button(description="Cancel", icon="stop", button_style="warning", tooltip="Stop this request (and its billing)")
+        self.cancel_button = w.Button(
+            description="Cancel",
+            icon="stop",
+            button_style="warning",
+            tooltip="Stop this request (and its billing)",
+        )
         self.cancel_button.on_click(lambda _b: resp.cancel())
-        self.hint = w.HTML(value=f"<small style='color:#888'>{html.escape(cancel_hint)}</small>" if cancel_hint else "")
+        self.hint = w.HTML(
+            value=f"<small style='color:#888'>{html.escape(cancel_hint)}</small>" if cancel_hint else ""
+        )
         self.footer = w.HTML(value="")
-        self.box = w.VBox([w.HBox([self.cancel_button, self.status, self.hint]), self.reasoning_box, self.answer, self.footer])
+        self.box = w.VBox(
+            [
+                w.HBox([self.cancel_button, self.status, self.hint]),
+                self.reasoning_box,
+                self.answer,
+                self.footer,
+            ]
+        )
 
     @staticmethod
     def _status_html(text: str) -> str:
@@ -160,7 +174,9 @@ class StreamView:
             t = resp.timing
             if t.time_to_first_token is not None:
                 tps = f" · {t.tokens_per_second:.1f} tok/s" if t.tokens_per_second else ""
-                self.footer.value = self._status_html(f"first token {t.time_to_first_token:.2f} s · {t.tokens} tokens{tps}")
+                self.footer.value = self._status_html(
+                    f"first token {t.time_to_first_token:.2f} s · {t.tokens} tokens{tps}"
+                )
 
     # ---------------------------------------------------------------- end
     def static_bundle(self) -> dict[str, str]:
@@ -177,7 +193,9 @@ class StreamView:
         if text:
             parts.append(_answer_html(text, self.fmt))
         if resp.status != "ok" or not text:
-            parts.append(f"<div style='color:{'#b00' if resp.status == 'error' else '#a60'}'>{html.escape(status_text(resp))}</div>")
+            parts.append(
+                f"<div style='color:{'#b00' if resp.status == 'error' else '#a60'}'>{html.escape(status_text(resp))}</div>"
+            )
         parts.append(f"<div style='color:#888;font-size:0.85em;margin-top:0.3em'>{html.escape(foot)}</div>")
         plain = text
         if resp.status != "ok":
@@ -196,7 +214,13 @@ class StreamView:
 
         update_display(self.static_bundle(), raw=True, display_id=self.display_id)
         self.resp.remove_listener(self._on_event)
-        for widget in (self.box, *self.box.children, *self.box.children[0].children, self.reasoning, self.cancel_button):
+        for widget in (
+            self.box,
+            *self.box.children,
+            *self.box.children[0].children,
+            self.reasoning,
+            self.cancel_button,
+        ):
             try:
                 widget.close()
             except Exception:
@@ -245,4 +269,3 @@ class TextView:
 
     def wait_finalized(self, timeout: float = 5.0) -> bool:
         return True
-

@@ -58,7 +58,12 @@ def build_body(
         raise ValueError("model must be a model name such as 'deepseek-flash'")
     if not messages:
         raise ValueError("messages is empty: give a prompt or a list of {'role': ..., 'content': ...} dicts")
-    body: dict[str, Any] = {"model": model, "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     if temperature is not None:
         if not 0 <= float(temperature) <= 2:
             raise ValueError(f"temperature must be between 0 and 2, got {temperature}")
@@ -77,12 +82,16 @@ def build_body(
             raise ValueError("stop must be a string or a list of at most 16 non-empty strings")
         body["stop"] = stops if len(stops) > 1 else stops[0]
     if response_format is not None:
-        body["response_format"] = {"type": response_format} if isinstance(response_format, str) else dict(response_format)
+        body["response_format"] = (
+            {"type": response_format} if isinstance(response_format, str) else dict(response_format)
+        )
     if thinking is not None:
         body["thinking"] = _thinking(thinking)
     if reasoning_effort is not None:
         if reasoning_effort not in _EFFORTS:
-            raise ValueError(f"reasoning_effort must be one of {', '.join(_EFFORTS)}, got {reasoning_effort!r}")
+            raise ValueError(
+                f"reasoning_effort must be one of {', '.join(_EFFORTS)}, got {reasoning_effort!r}"
+            )
         body["reasoning_effort"] = reasoning_effort
     if tools is not None:
         body["tools"] = [dict(t) for t in tools]
@@ -98,7 +107,9 @@ def build_body(
 def _check_messages(messages: Any) -> list[dict[str, Any]]:
     if isinstance(messages, str):
         return [{"role": "user", "content": messages}]
-    if not isinstance(messages, Sequence) or not all(isinstance(m, Mapping) and "role" in m for m in messages):
+    if not isinstance(messages, Sequence) or not all(
+        isinstance(m, Mapping) and "role" in m for m in messages
+    ):
         raise ValueError("messages must be a prompt string or a list of {'role': ..., 'content': ...} dicts")
     return [dict(m) for m in messages]
 
@@ -127,7 +138,9 @@ class Client:
         if not key:
             raise MissingAPIKeyError()
         if not key.isascii() or any(c.isspace() for c in key):
-            raise MissingAPIKeyError("The DeepSeek API key has spaces or non-ASCII characters: copy it again from platform.deepseek.com/api_keys.")
+            raise MissingAPIKeyError(
+                "The DeepSeek API key has spaces or non-ASCII characters: copy it again from platform.deepseek.com/api_keys."
+            )
         self._api_key = key
         base = base_url or os.environ.get("DEEPSEEK_BASE_URL") or DEFAULT_BASE_URL
         if not base.startswith(("http://", "https://")):
@@ -187,10 +200,14 @@ class Client:
                 raise ValueError("with conversation=..., pass the new prompt as a string")
             prompt = messages
             thinking_on = _thinking(params.get("thinking", True)).get("type") != "disabled"
-            probe = build_body([{"role": "user", "content": prompt}], model, **params)  # validate now, in the caller
+            probe = build_body(
+                [{"role": "user", "content": prompt}], model, **params
+            )  # validate now, in the caller
 
             def prepare(body: dict[str, Any]) -> dict[str, Any]:
-                msgs = conversation.messages(prompt, system=system, thinking=thinking_on, tools=bool(params.get("tools")))
+                msgs = conversation.messages(
+                    prompt, system=system, thinking=thinking_on, tools=bool(params.get("tools"))
+                )
                 return {**body, "messages": msgs}
 
             body = probe
@@ -198,9 +215,14 @@ class Client:
         else:
             msgs = _check_messages(messages)
             if system is not None:
-                msgs = [{"role": "system", "content": system}, *[m for m in msgs if m.get("role") != "system"]]
+                msgs = [
+                    {"role": "system", "content": system},
+                    *[m for m in msgs if m.get("role") != "system"],
+                ]
             body = build_body(msgs, model, **params)
-        resp = Response(model=model, request=body, chat=conversation.name if conversation is not None else None)
+        resp = Response(
+            model=model, request=body, chat=conversation.name if conversation is not None else None
+        )
         if conversation is not None:
             conv, prompt_text = conversation, messages
             resp.add_done_callback(lambda r: conv.record(str(prompt_text), r))
@@ -228,7 +250,9 @@ class Client:
                 r = await http.get(
                     self._url(path),
                     headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
-                    timeout=httpx.Timeout(connect=t.connect, read=t.first_token, write=t.connect, pool=t.connect),
+                    timeout=httpx.Timeout(
+                        connect=t.connect, read=t.first_token, write=t.connect, pool=t.connect
+                    ),
                 )
             except httpx.TransportError as exc:
                 raise error_from_transport(exc, self._url(path), t.connect) from None

@@ -85,7 +85,9 @@ class APIStatusError(DeepSeekError):
     status_code: int
     hint = "check the request and try again"
 
-    def __init__(self, status_code: int, server_message: str, body: Any = None, hint: str | None = None) -> None:
+    def __init__(
+        self, status_code: int, server_message: str, body: Any = None, hint: str | None = None
+    ) -> None:
         self.status_code = status_code
         self.body = body
         self.server_message = _one_line(redact(server_message), 200)
@@ -127,7 +129,9 @@ class _PartialMixin:
 class APITimeoutError(DeepSeekError, _PartialMixin):
     """A deadline passed. ``kind`` is ``connect``, ``first_token``, ``idle`` or ``total``."""
 
-    def __init__(self, kind: str, seconds: float | None, partial: str = "", partial_reasoning: str = "") -> None:
+    def __init__(
+        self, kind: str, seconds: float | None, partial: str = "", partial_reasoning: str = ""
+    ) -> None:
         self.kind = kind
         self.seconds = seconds
         self.partial = partial
@@ -142,7 +146,9 @@ class APITimeoutError(DeepSeekError, _PartialMixin):
         if kind == "idle" and seconds is not None:
             after = f" for {seconds:g} s"
         kept = f"; the partial answer ({len(partial)} chars) was kept" if partial else ""
-        super().__init__(f"Timed out: {what}{after}{kept} — try again, or raise the timeout (Client(timeout=...))")
+        super().__init__(
+            f"Timed out: {what}{after}{kept} — try again, or raise the timeout (Client(timeout=...))"
+        )
 
 
 class APIConnectionError(DeepSeekError):
@@ -178,7 +184,9 @@ class StreamDecodeError(DeepSeekError):
 class StreamError(DeepSeekError, _PartialMixin):
     """An ``{"error": {...}}`` object arrived inside a successful (200) stream."""
 
-    def __init__(self, server_message: str, body: Any = None, partial: str = "", partial_reasoning: str = "") -> None:
+    def __init__(
+        self, server_message: str, body: Any = None, partial: str = "", partial_reasoning: str = ""
+    ) -> None:
         self.body = body
         self.partial = partial
         self.partial_reasoning = partial_reasoning

@@ -53,7 +53,7 @@ class _Reader:
         if p and isinstance(ev, _MERGEABLE):
             last = p[-1]
             if type(last) is type(ev):
-                p[-1] = type(ev)(last.text + ev.text)  # type: ignore[union-attr]
+                p[-1] = type(ev)(last.text + ev.text)
                 return
         p.append(ev)
 
@@ -177,7 +177,9 @@ class Response:
         if run_now:
             fn()
 
-    def _finish(self, status: Status, error: DeepSeekError | None = None, finish_reason: str | None = None) -> None:
+    def _finish(
+        self, status: Status, error: DeepSeekError | None = None, finish_reason: str | None = None
+    ) -> None:
         with self._lock:
             if self._done.is_set():
                 return
@@ -327,7 +329,9 @@ class Response:
                 tps = (tokens - 1) / (now - first)
             return Timing(
                 time_to_first_token=None if first is None else first - self._t0,
-                time_to_first_answer_token=None if self._t_first_answer is None else self._t_first_answer - self._t0,
+                time_to_first_answer_token=None
+                if self._t_first_answer is None
+                else self._t_first_answer - self._t0,
                 elapsed=now - self._t0,
                 total=None if end is None else end - self._t0,
                 tokens=tokens,
@@ -425,7 +429,7 @@ class Response:
             return
         from IPython.display import display
 
-        display({"text/plain": repr(self)}, raw=True)
+        display({"text/plain": repr(self)}, raw=True)  # type: ignore[no-untyped-call]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary (no API key: the request body never holds one)."""

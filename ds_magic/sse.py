@@ -34,7 +34,18 @@ class ServerSentEvent(NamedTuple):
 class SSEDecoder:
     """Feed raw body bytes with :meth:`decode`; each call returns the events completed by that chunk."""
 
-    __slots__ = ("_partial", "_skip_lf", "_start", "_data", "_event", "_id_buffer", "_id_seen", "_block_retry", "last_event_id", "retry")
+    __slots__ = (
+        "_partial",
+        "_skip_lf",
+        "_start",
+        "_data",
+        "_event",
+        "_id_buffer",
+        "_id_seen",
+        "_block_retry",
+        "last_event_id",
+        "retry",
+    )
 
     def __init__(self) -> None:
         self._partial = bytearray()  # an unterminated line; only ever appended to, then consumed whole

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Union
+from typing import Any, Literal, NamedTuple
 
 __all__ = [
     "AnswerDelta",
@@ -43,7 +43,7 @@ class ReasoningDelta(NamedTuple):
 class ToolCallDelta(NamedTuple):
     """A fragment of a tool call; ``arguments`` is a piece of a JSON string (deepseek-api.md §2.4)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index on purpose: the API's own name
     id: str | None = None
     name: str | None = None
     arguments: str = ""
@@ -70,7 +70,7 @@ class Finish(NamedTuple):
     kind: Literal["finish"] = "finish"
 
 
-Event = Union[AnswerDelta, ReasoningDelta, ToolCallDelta, UsageEvent, StatusEvent, Finish]
+Event = AnswerDelta | ReasoningDelta | ToolCallDelta | UsageEvent | StatusEvent | Finish
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,11 @@ class Usage:
             hit = num(raw.get("prompt_cache_hit_tokens"))
         else:
             hit = num(pdetails.get("cached_tokens") if isinstance(pdetails, dict) else 0)
-        miss = num(raw["prompt_cache_miss_tokens"]) if "prompt_cache_miss_tokens" in raw else max(prompt - hit, 0)
+        miss = (
+            num(raw["prompt_cache_miss_tokens"])
+            if "prompt_cache_miss_tokens" in raw
+            else max(prompt - hit, 0)
+        )
         return cls(
             prompt_tokens=prompt,
             completion_tokens=num(raw.get("completion_tokens")),
@@ -158,4 +162,8 @@ class ToolCall:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_message(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "function": {"name": self.name, "arguments": self.arguments}}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "function": {"name": self.name, "arguments": self.arguments},
+        }

@@ -155,7 +155,12 @@ def test_missing_key_says_how_to_set_it(monkeypatch):
 
 @pytest.mark.parametrize(
     "status, exc",
-    [(400, BadRequestError), (401, AuthenticationError), (402, InsufficientBalanceError), (422, BadRequestError)],
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (402, InsufficientBalanceError),
+        (422, BadRequestError),
+    ],
 )
 def test_error_statuses_are_not_retried(srv, status, exc):
     srv.enqueue(Script(status=status))
@@ -259,7 +264,9 @@ def test_connection_refused_is_retried_then_reported():
     port = s.getsockname()[1]
     s.close()
     sleeps = Sleeps()
-    client = Client(api_key=KEY, base_url=f"http://127.0.0.1:{port}", retry=RetryPolicy(sleep=sleeps, random=lambda: 0.0))
+    client = Client(
+        api_key=KEY, base_url=f"http://127.0.0.1:{port}", retry=RetryPolicy(sleep=sleeps, random=lambda: 0.0)
+    )
     resp = client.chat("x")
     with pytest.raises(APIConnectionError, match="DEEPSEEK_BASE_URL"):
         resp.wait()
@@ -321,7 +328,15 @@ def test_first_token_deadline_ignores_keepalives(srv):
 
 
 def test_idle_deadline_fires_on_stall_with_keepalives_and_keeps_partial(srv):
-    srv.enqueue(Script(text="one two three four five six", reasoning="", fault="stall_keepalive", fault_after=3, keepalive_interval=0.05))
+    srv.enqueue(
+        Script(
+            text="one two three four five six",
+            reasoning="",
+            fault="stall_keepalive",
+            fault_after=3,
+            keepalive_interval=0.05,
+        )
+    )
     client = make_client(srv, timeout=Timeout(idle=0.5), max_retries=0)
     resp = client.chat("x")
     with pytest.raises(APITimeoutError) as info:
@@ -421,7 +436,9 @@ def test_two_readers_see_the_same_answer(srv):
     srv.enqueue(Script(text="shared text for two readers", reasoning="", tokens_per_second=200))
     resp = make_client(srv).chat("x")
     got: list[str] = []
-    t = threading.Thread(target=lambda: got.append("".join(e.text for e in resp if isinstance(e, AnswerDelta))))
+    t = threading.Thread(
+        target=lambda: got.append("".join(e.text for e in resp if isinstance(e, AnswerDelta)))
+    )
     t.start()
     mine = "".join(e.text for e in resp if isinstance(e, AnswerDelta))
     t.join(5)

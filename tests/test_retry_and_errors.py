@@ -54,7 +54,14 @@ def test_delay_prefers_server_value_and_refuses_long_waits():
 
 
 def test_retryable_statuses():
-    assert [s for s in (400, 401, 402, 408, 409, 422, 429, 500, 502, 503) if is_retryable_status(s)] == [408, 409, 429, 500, 502, 503]
+    assert [s for s in (400, 401, 402, 408, 409, 422, 429, 500, 502, 503) if is_retryable_status(s)] == [
+        408,
+        409,
+        429,
+        500,
+        502,
+        503,
+    ]
 
 
 def test_max_retries_must_be_sane():
@@ -64,14 +71,36 @@ def test_max_retries_must_be_sane():
 
 def test_error_tree():
     E = errors
-    assert all(issubclass(c, E.DeepSeekError) for c in (E.MissingAPIKeyError, E.APIStatusError, E.APITimeoutError, E.APIConnectionError, E.StreamInterruptedError, E.StreamDecodeError, E.StreamError))
-    assert all(issubclass(c, E.APIStatusError) for c in (E.BadRequestError, E.AuthenticationError, E.InsufficientBalanceError, E.RateLimitError, E.ServerError))
+    assert all(
+        issubclass(c, E.DeepSeekError)
+        for c in (
+            E.MissingAPIKeyError,
+            E.APIStatusError,
+            E.APITimeoutError,
+            E.APIConnectionError,
+            E.StreamInterruptedError,
+            E.StreamDecodeError,
+            E.StreamError,
+        )
+    )
+    assert all(
+        issubclass(c, E.APIStatusError)
+        for c in (
+            E.BadRequestError,
+            E.AuthenticationError,
+            E.InsufficientBalanceError,
+            E.RateLimitError,
+            E.ServerError,
+        )
+    )
     assert not issubclass(E.DeepSeekError, (KeyboardInterrupt, SystemExit))
 
 
 def test_messages_are_one_line_and_never_hold_keys():
     key = "sk-abcdef0123456789abcdef0123456789"
-    err = errors.AuthenticationError(401, f"Authentication Fails, Your api key: {key} is invalid\nsecond line")
+    err = errors.AuthenticationError(
+        401, f"Authentication Fails, Your api key: {key} is invalid\nsecond line"
+    )
     text = str(err)
     assert "\n" not in text and key not in text and "DEEPSEEK_API_KEY" in text
     assert key not in str(errors.APIConnectionError(f"Bearer {key}", "http://x"))

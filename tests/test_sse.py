@@ -23,7 +23,9 @@ def datas(chunks: list[bytes]) -> list[str]:
 
 
 def every_split(data: bytes) -> list[list[bytes]]:
-    return [[data[:i], data[i:]] for i in range(len(data) + 1)] + [[data[i : i + 1] for i in range(len(data))]]
+    return [[data[:i], data[i:]] for i in range(len(data) + 1)] + [
+        [data[i : i + 1] for i in range(len(data))]
+    ]
 
 
 # (name, stream, expected data list) — each checked whole, at every split point, and byte by byte.
@@ -47,7 +49,11 @@ CASES = [
     ("wpt double bom", "\ufeff\ufeffdata:1\n\ndata:2\n\ndata:3\n\n\n".encode(), ["2", "3"]),
     (
         "wpt comments",
-        b"data:1\r:\0\n:\r\ndata:2\n:" + b"x" * 2048 + b"\rdata:3\n:data:fail\r:" + b"x" * 2048 + b"\ndata:4\n\n",
+        b"data:1\r:\0\n:\r\ndata:2\n:"
+        + b"x" * 2048
+        + b"\rdata:3\n:data:fail\r:"
+        + b"x" * 2048
+        + b"\ndata:4\n\n",
         ["1\n2\n3\n4"],
     ),
     ("wpt field data", b"data:\n\ndata\ndata\n\ndata:test\n\n\n", ["", "\n", "test"]),
