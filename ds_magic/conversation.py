@@ -1,0 +1,627 @@
+"""Conversation history: what was said, what goes on the wire next, and how it is saved.
+
+The API is stateless (deepseek-api.md §4.1): every request carries the whole history. A
+:class:`Conversation` keeps the turns kernel-side, with the thinking text and the end status of each
+answer, and :meth:`Conversation.messages` turns them into the payload for the next request, following
+the ``reasoning_content`` rules of §4.2 and trimming to a token estimate (§4.8).
+
+Turns may be appended by the engine thread while the kernel thread reads the history, so every
+mutation and every snapshot happens under the conversation's lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+import threading
+import time
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "Turn",
+    "Conversation",
+    "ConversationStore",
+    "ResponseLike",
+    "estimate_tokens",
+    "estimate_message_tokens",
+    "history_text",
+    "FORMAT",
+    "STORE_FORMAT",
+    "VERSION",
+]
+
+FORMAT = "ds_magic.conversation"
+STORE_FORMAT = "ds_magic.conversations"
+VERSION = 1
+
+_ROLES = frozenset({"user", "assistant", "tool"})
+_STATUSES = frozenset({"ok", "cancelled", "interrupted", "error"})
+
+# §4.8: "1 English character ≈ 0.3 token; 1 Chinese character ≈ 0.6 token", and about 4 tokens of
+# chat-template overhead per message.
+_MESSAGE_OVERHEAD = 4
+_WIDE = frozenset({"W", "F"})
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count of ``text``: 0.3 per ordinary character, 0.6 per wide (CJK) one, rounded up.
+
+    >>> estimate_tokens("hello world")  # 11 × 0.3 = 3.3
+    4
+    """
+    if not text:
+        return 0
+    if text.isascii():
+        wide = 0
+    else:
+        # Nothing below U+1100 is really wide; the shortcut also skips unassigned code points
+        # that some unicodedata versions report as "W".
+        wide = sum(1 for ch in text if ord(ch) >= 0x1100 and unicodedata.east_asian_width(ch) in _WIDE)
+    narrow = len(text) - wide
+    return (3 * narrow + 6 * wide + 9) // 10  # integer ceil of 0.3·narrow + 0.6·wide
+
+
+def estimate_message_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
+    """Rough token count of wire messages: their texts (content, thinking, tool calls) + 4 per message."""
+    total = 0
+    for m in messages:
+        total += _MESSAGE_OVERHEAD
+        for key in ("content", "reasoning_content"):
+            value = m.get(key)
+            if isinstance(value, str):
+                total += estimate_tokens(value)
+        for call in m.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            total += estimate_tokens(str(fn.get("name") or "")) + estimate_tokens(
+                str(fn.get("arguments") or "")
+            )
+    return total
+
+
+# --------------------------------------------------------------------------------------- turns
+
+
+@dataclass
+class Turn:
+    """One stored message: a user prompt, an assistant answer (with its thinking) or a tool result.
+
+    ``status`` is the end status of an assistant answer ("ok", "cancelled", "interrupted", "error").
+    ``meta`` is free-form and must stay JSON-serialisable (usage numbers, timing, error text).
+    """
+
+    role: str
+    content: str
+    reasoning: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    status: str = "ok"
+    model: str | None = None
+    created: float = field(default_factory=time.time)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.role not in _ROLES:
+            raise ValueError(f"Turn role must be one of {sorted(_ROLES)}, not {self.role!r}")
+        if self.status not in _STATUSES:
+            raise ValueError(f"Turn status must be one of {sorted(_STATUSES)}, not {self.status!r}")
+        if not isinstance(self.content, str):
+            raise TypeError(f"Turn content must be a str, not {type(self.content).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "content": self.content,
+            "reasoning": self.reasoning,
+            "tool_calls": copy.deepcopy(self.tool_calls),
+            "tool_call_id": self.tool_call_id,
+            "status": self.status,
+            "model": self.model,
+            "created": self.created,
+            "meta": copy.deepcopy(self.meta),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Turn:
+        if not isinstance(data, Mapping) or "role" not in data or "content" not in data:
+            raise ValueError("a turn needs at least 'role' and 'content'")
+        if not isinstance(data["content"], str):
+            raise ValueError(f"a turn's 'content' must be a string, not {type(data['content']).__name__}")
+        created = data.get("created")
+        return cls(
+            role=data["role"],
+            content=data["content"],
+            reasoning=data.get("reasoning"),
+            tool_calls=copy.deepcopy(data.get("tool_calls")),
+            tool_call_id=data.get("tool_call_id"),
+            status=data.get("status") or "ok",
+            model=data.get("model"),
+            created=float(created) if isinstance(created, (int, float)) else time.time(),
+            meta=copy.deepcopy(dict(data.get("meta") or {})),
+        )
+
+
+class _ToolCallLike(Protocol):
+    def to_message(self) -> dict[str, Any]: ...
+
+
+class ResponseLike(Protocol):
+    """What :meth:`Conversation.record` reads from a finished response (``ds_magic.Response`` fits).
+
+    ``usage``, ``timing`` (each with ``to_dict()``) and ``error`` are read too when present.
+    """
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def reasoning(self) -> str: ...
+    @property
+    def tool_calls(self) -> Sequence[_ToolCallLike]: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+
+
+# -------------------------------------------------------------------------------- conversation
+
+
+def _exchanges(turns: Sequence[Turn]) -> list[list[Turn]]:
+    """Split turns into exchanges: a user turn and everything up to the next user turn.
+
+    Turns before the first user turn (unusual; only ``add_assistant`` makes them) form a group of
+    their own.
+    """
+    groups: list[list[Turn]] = []
+    for t in turns:
+        if t.role == "user" or not groups:
+            groups.append([t])
+        else:
+            groups[-1].append(t)
+    return groups
+
+
+def _exchange_messages(group: Sequence[Turn], *, thinking: bool, tools: bool) -> list[dict[str, Any]]:
+    answered = {t.tool_call_id for t in group if t.role == "tool" and t.tool_call_id}
+    out: list[dict[str, Any]] = []
+    sent_ids: set[str] = set()
+    skipped_failed = False
+    for t in group:
+        if t.role == "user":
+            out.append({"role": "user", "content": t.content})
+        elif t.role == "assistant":
+            # An assistant message with tool_calls must be followed by a tool message for each call,
+            # or the API rejects the request; calls nobody answered are left out.
+            calls = [copy.deepcopy(c) for c in t.tool_calls or () if c.get("id") in answered]
+            if t.status != "ok" and not t.content and not calls:
+                skipped_failed = True  # nothing to show for it; see the policy in Conversation.record
+                continue
+            msg: dict[str, Any] = {"role": "assistant", "content": t.content}
+            if calls:
+                msg["tool_calls"] = calls
+                sent_ids.update(str(c.get("id")) for c in calls)
+            if thinking and calls:
+                # §4.2: V4 thinking mode needs the reasoning of tool-call turns in every later request.
+                msg["reasoning_content"] = t.reasoning or ""
+            elif thinking and tools:
+                # §4.2 [obs]: with tools in the request the validator wants the field on every assistant
+                # message; the thinking of a plain turn is ignored anyway, so send it empty.
+                msg["reasoning_content"] = ""
+            out.append(msg)
+        elif t.tool_call_id in sent_ids:
+            out.append({"role": "tool", "tool_call_id": t.tool_call_id, "content": t.content})
+    if skipped_failed and not any(m["role"] == "assistant" for m in out):
+        return []  # keep user/assistant alternation: the question goes with its missing answer
+    return out
+
+
+class Conversation:
+    """A named chat history, kept kernel-side, with its system prompt and history budget.
+
+    >>> conv = Conversation(system="Be brief.")
+    >>> _ = conv.add_user("Hi"), conv.add_assistant("Hello!")
+    >>> [m["role"] for m in conv.messages("How are you?")]
+    ['system', 'user', 'assistant', 'user']
+    """
+
+    def __init__(
+        self, name: str = "default", system: str | None = None, max_history_tokens: int | None = None
+    ) -> None:
+        self.name = name
+        self.system = system
+        self.max_history_tokens = max_history_tokens
+        self.turns: list[Turn] = []
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"Conversation(name={self.name!r}, turns={len(self.turns)})"
+
+    def __len__(self) -> int:
+        return len(self.turns)
+
+    def _snapshot(self) -> tuple[list[Turn], str | None]:
+        with self._lock:
+            return list(self.turns), self.system
+
+    @property
+    def last_answer(self) -> str | None:
+        """The text of the latest assistant turn (partial if it was cut short), or None."""
+        with self._lock:
+            for t in reversed(self.turns):
+                if t.role == "assistant":
+                    return t.content
+        return None
+
+    # ----------------------------------------------------------------------------- adding turns
+    def _append(self, *turns: Turn) -> None:
+        with self._lock:
+            self.turns.extend(turns)
+
+    def add_user(self, text: str) -> Turn:
+        turn = Turn("user", text)
+        self._append(turn)
+        return turn
+
+    def add_assistant(
+        self,
+        text: str,
+        *,
+        reasoning: str | None = None,
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
+        status: str = "ok",
+        model: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Turn:
+        """Store an answer; ``tool_calls`` are API-shaped ``{"id", "type", "function": {...}}`` dicts."""
+        calls = [copy.deepcopy(dict(c)) for c in tool_calls] if tool_calls else None
+        turn = Turn(
+            "assistant",
+            text,
+            reasoning=reasoning or None,
+            tool_calls=calls,
+            status=status,
+            model=model,
+            meta=copy.deepcopy(dict(meta or {})),
+        )
+        self._append(turn)
+        return turn
+
+    def add_tool_result(self, tool_call_id: str, content: str) -> Turn:
+        turn = Turn("tool", content, tool_call_id=tool_call_id)
+        self._append(turn)
+        return turn
+
+    def record(self, prompt: str, response: ResponseLike) -> None:
+        """Store a finished exchange: the prompt and the response's answer.
+
+        Policy, by ``response.status``:
+
+        * ``ok``: a user turn and an assistant turn.
+        * ``cancelled`` / ``interrupted``: the same, the assistant turn holding whatever arrived
+          (perhaps nothing) and marked with that status, so nothing is lost.
+        * ``error`` with no text, thinking or tool calls: nothing is stored, so that running the
+          cell again gives a clean history.
+        * ``error`` after a partial answer: stored like ``interrupted``, marked ``error``.
+
+        Any other status (a response that has not ended) is stored as ``interrupted``. Marked
+        turns with no text are kept for ``history`` but left out of requests (see :meth:`messages`).
+        Usage, timing and the error message go into the assistant turn's ``meta``.
+        """
+        status = str(response.status)
+        if status not in _STATUSES:
+            status = "interrupted"
+        reasoning = response.reasoning or ""
+        calls = [c.to_message() for c in response.tool_calls or ()]
+        try:
+            text = response.text or ""
+        except Exception:
+            # ds_magic.Response.text re-raises the request's error when nothing arrived.
+            if status != "error":
+                raise
+            text = ""
+        if status == "error" and not text and not reasoning and not calls:
+            return
+        meta: dict[str, Any] = {}
+        for key in ("usage", "timing"):
+            value = getattr(response, key, None)
+            to_dict = getattr(value, "to_dict", None)
+            if callable(to_dict):
+                meta[key] = to_dict()
+        error = getattr(response, "error", None)
+        if error is not None and status != "ok":
+            meta["error"] = str(error)
+        model = getattr(response, "model", None)
+        user = Turn("user", prompt)
+        answer = Turn(
+            "assistant",
+            text,
+            reasoning=reasoning or None,
+            tool_calls=calls or None,
+            status=status,
+            model=str(model) if model else None,
+            meta=meta,
+        )
+        self._append(user, answer)
+
+    # ------------------------------------------------------------------------------- the wire
+    def messages(
+        self,
+        prompt: str | None = None,
+        *,
+        system: str | None = None,
+        thinking: bool = True,
+        tools: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The ``messages`` of the next request: system, history, then ``prompt`` as a user message.
+
+        * ``system`` overrides the conversation's system prompt for this request only.
+        * Thinking is left out of assistant messages (§4.2: V4 ignores it, older backends reject
+          it), except on turns that made tool calls when ``thinking`` is on: V4 requires their
+          ``reasoning_content`` in every later request. With ``tools`` (tools in the request) and
+          ``thinking`` on, every assistant message carries the field, empty for plain turns.
+        * Tool calls that no stored tool result answers are left out, and so are tool results
+          whose call is not in the history.
+        * A cancelled/interrupted/error answer with no text is skipped together with the user
+          turn it answered; a partial answer is sent as ordinary content.
+        * With ``max_history_tokens``, whole exchanges (a user turn and everything up to the next
+          one) are dropped oldest first until the estimate fits. The system message and the new
+          prompt are always kept; with no prompt, the latest exchange (the one awaiting an answer)
+          is kept instead. Stored turns are never changed.
+        """
+        turns, own_system = self._snapshot()
+        sys_text = system if system is not None else own_system
+        head: list[dict[str, Any]] = [{"role": "system", "content": sys_text}] if sys_text else []
+        groups = [_exchange_messages(g, thinking=thinking, tools=tools) for g in _exchanges(turns)]
+        history = [g for g in groups if g]
+        if prompt is not None:
+            tail: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        else:
+            tail = history.pop() if history else []
+        limit = self.max_history_tokens
+        if limit is not None:
+            budget = limit - estimate_message_tokens(head) - estimate_message_tokens(tail)
+            costs = [estimate_message_tokens(g) for g in history]
+            total, drop = sum(costs), 0
+            while drop < len(history) and total > budget:
+                total -= costs[drop]
+                drop += 1
+            history = history[drop:]
+        return [*head, *(m for g in history for m in g), *tail]
+
+    # ---------------------------------------------------------------------------- management
+    def fork(self, name: str) -> Conversation:
+        """An independent deep copy under a new name."""
+        turns, system = self._snapshot()
+        new = Conversation(name, system=system, max_history_tokens=self.max_history_tokens)
+        new.turns = copy.deepcopy(turns)
+        return new
+
+    def clear(self) -> None:
+        """Forget the turns; the system prompt and settings stay."""
+        with self._lock:
+            self.turns.clear()
+
+    # ------------------------------------------------------------------------- serialisation
+    def to_dict(self) -> dict[str, Any]:
+        turns, system = self._snapshot()
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "name": self.name,
+            "system": system,
+            "max_history_tokens": self.max_history_tokens,
+            "turns": [t.to_dict() for t in turns],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Conversation:
+        _check_format(data, FORMAT)
+        limit = data.get("max_history_tokens")
+        conv = cls(
+            str(data.get("name") or "default"),
+            system=data.get("system"),
+            max_history_tokens=int(limit) if isinstance(limit, int) else None,
+        )
+        turns = data.get("turns") or []
+        if not isinstance(turns, list):
+            raise ValueError(f"{FORMAT}: 'turns' must be a list")
+        conv.turns = [Turn.from_dict(t) for t in turns]
+        return conv
+
+    def to_json(self, *, indent: int | None = 1) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Conversation:
+        return cls.from_dict(_loads(text, FORMAT))
+
+
+def _loads(text: str | bytes, expected: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"not JSON (expected a {expected!r} document): {exc}") from None
+
+
+def _check_format(data: Any, *expected: str) -> None:
+    want = " or ".join(repr(e) for e in expected)
+    if not isinstance(data, Mapping):
+        raise ValueError(f"expected a JSON object with format {want}, got {type(data).__name__}")
+    fmt = data.get("format")
+    if fmt not in expected:
+        raise ValueError(f"expected format {want} version {VERSION}, got format {fmt!r}")
+    version = data.get("version")
+    if version != VERSION:
+        raise ValueError(f"expected format {fmt!r} version {VERSION}, got version {version!r}")
+
+
+# ------------------------------------------------------------------------------------ the store
+
+
+class ConversationStore:
+    """The named conversations of this process; iterating yields their names."""
+
+    def __init__(self) -> None:
+        self._convs: dict[str, Conversation] = {}
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"ConversationStore(names={self.names()!r})"
+
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return name in self._convs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._convs)
+
+    def _missing(self, name: str) -> KeyError:
+        names = ", ".join(repr(n) for n in self._convs) or "none"
+        return KeyError(f"No conversation named {name!r}; existing: {names}")
+
+    def get(self, name: str = "default", *, create: bool = True) -> Conversation:
+        """The conversation called ``name``, made empty if missing (KeyError when ``create=False``)."""
+        with self._lock:
+            conv = self._convs.get(name)
+            if conv is None:
+                if not create:
+                    raise self._missing(name)
+                conv = self._convs[name] = Conversation(name)
+            return conv
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._convs)
+
+    def reset(self, name: str = "default") -> None:
+        """Clear the turns of ``name`` (its system prompt stays); a missing name has nothing to clear."""
+        with self._lock:
+            conv = self._convs.get(name)
+        if conv is not None:
+            conv.clear()
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            if name not in self._convs:
+                raise self._missing(name)
+            del self._convs[name]
+
+    def fork(self, src: str, dst: str, *, overwrite: bool = False) -> Conversation:
+        """Copy ``src`` into a new conversation ``dst``; an existing ``dst`` is replaced only with ``overwrite``."""
+        with self._lock:
+            if src not in self._convs:
+                raise self._missing(src)
+            if dst in self._convs and not overwrite:
+                raise ValueError(f"Conversation {dst!r} already exists; pass overwrite=True to replace it")
+            new = self._convs[src].fork(dst)
+            self._convs[dst] = new
+            return new
+
+    def export(self, path: str | os.PathLike[str], names: Iterable[str] | None = None) -> list[str]:
+        """Write conversations (all by default) to a JSON file readable only by its owner (0600).
+
+        Returns the names written.
+        """
+        with self._lock:
+            chosen = self.names() if names is None else list(names)
+            for n in chosen:
+                if n not in self._convs:
+                    raise self._missing(n)
+            convs = [self._convs[n] for n in chosen]
+        # Only turns, system prompts and settings go in: a Conversation holds no API key or header,
+        # so none can leak into the file. 0600 anyway, since prompts may be private.
+        doc = {"format": STORE_FORMAT, "version": VERSION, "conversations": [c.to_dict() for c in convs]}
+        data = json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
+        target = os.fspath(path)
+        fd, tmp = tempfile.mkstemp(prefix=".ds_magic-", suffix=".json", dir=os.path.dirname(target) or ".")
+        try:
+            with os.fdopen(fd, "wb") as f:  # mkstemp creates the file 0600
+                f.write(data)
+            os.replace(tmp, target)  # atomic: a reader never sees half a file
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return chosen
+
+    def import_(self, path: str | os.PathLike[str], *, replace: bool = False) -> list[str]:
+        """Load conversations from an exported file (a single-conversation document works too).
+
+        Names already in the store are kept and the imported copy gets a ``-imported`` suffix
+        (``-imported-2`` and so on if that is taken too), unless ``replace=True``.
+        Returns the names under which the conversations were stored. Nothing is stored if the
+        file is invalid.
+        """
+        with open(path, "rb") as f:
+            raw = f.read()
+        data = _loads(raw, STORE_FORMAT)
+        _check_format(data, STORE_FORMAT, FORMAT)
+        if data["format"] == FORMAT:
+            incoming = [Conversation.from_dict(data)]
+        else:
+            items = data.get("conversations")
+            if not isinstance(items, list):
+                raise ValueError(f"{STORE_FORMAT}: 'conversations' must be a list")
+            if not all(isinstance(c, Mapping) for c in items):
+                raise ValueError(f"{STORE_FORMAT}: each conversation must be a JSON object")
+            incoming = [Conversation.from_dict({"format": FORMAT, "version": VERSION, **c}) for c in items]
+        stored: list[str] = []
+        with self._lock:
+            for conv in incoming:
+                name = conv.name
+                if not replace and name in self._convs:
+                    name = f"{conv.name}-imported"
+                    n = 2
+                    while name in self._convs:
+                        name = f"{conv.name}-imported-{n}"
+                        n += 1
+                conv.name = name
+                self._convs[name] = conv
+                stored.append(name)
+        return stored
+
+
+# ---------------------------------------------------------------------------------- transcript
+
+
+def history_text(conversation: Conversation) -> str:
+    """A readable transcript for ``%deepseek history``; "" when there are no turns.
+
+    One block per turn, numbered by exchange: ``[1] user: …``, ``[1] assistant (cancelled): …``.
+    Texts are shown whole; thinking only as its length.
+    """
+    turns, system = conversation._snapshot()
+    if not turns:
+        return ""
+    blocks: list[str] = [f"system: {system}"] if system else []
+    n = 0
+    for t in turns:
+        if t.role == "user":
+            n += 1
+        label = t.role
+        if t.role == "tool":
+            label += f" ({t.tool_call_id})"
+        elif t.role == "assistant" and t.status != "ok":
+            label += f" ({t.status})"
+        notes: list[str] = []
+        if t.reasoning:
+            notes.append(f"(thinking: {len(t.reasoning)} chars)")
+        for call in t.tool_calls or ():
+            fn = call.get("function") or {}
+            notes.append(f"(tool call {call.get('id')}: {fn.get('name')}({fn.get('arguments')}))")
+        text = t.content
+        if not text and t.role == "assistant" and not notes:
+            text = "(no text)"
+        body = "\n".join([*notes, text] if text else notes)
+        blocks.append(f"[{n}] {label}: {body}")
+    return "\n\n".join(blocks)
