@@ -44,6 +44,13 @@ _LAZY = {
     "StreamInterruptedError": "errors",
     "StreamDecodeError": "errors",
     "StreamError": "errors",
+    "batch": "batch",
+    "BatchResult": "batch",
+    "split_text": "split",
+    "ResponseCache": "cache",
+    "records": "records",
+    "stats": "records",
+    "serve_metrics": "metrics",
 }
 
 __all__ = sorted([*_LAZY, "load_ipython_extension", "unload_ipython_extension", "__version__"])
@@ -51,6 +58,8 @@ __all__ = sorted([*_LAZY, "load_ipython_extension", "unload_ipython_extension", 
 if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
     from ._retry import RetryPolicy
     from ._runner import Timeout
+    from .batch import BatchResult, batch
+    from .cache import ResponseCache
     from .client import DEFAULT_MODEL, Client
     from .conversation import Conversation, ConversationStore
     from .errors import (
@@ -68,7 +77,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         StreamError,
         StreamInterruptedError,
     )
+    from .metrics import serve_metrics
+    from .records import records, stats
     from .response import Response
+    from .split import split_text
     from .sse import ServerSentEvent, SSEDecoder
     from .types import (
         AnswerDelta,

@@ -17,6 +17,7 @@ from .errors import MissingAPIKeyError
 from .response import Response
 
 if TYPE_CHECKING:
+    from .cache import ResponseCache
     from .conversation import Conversation
 
 __all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_MODEL", "build_body"]
@@ -104,6 +105,20 @@ def build_body(
     return body
 
 
+def _track(resp: Response) -> None:
+    from .records import track  # imported at the first request, not with the client
+
+    track(resp)
+
+
+def _resolve_cache(cache: ResponseCache | bool | None) -> ResponseCache | None:
+    if cache is None or cache is False:
+        return None  # no sqlite3 import unless a cache is asked for
+    from .cache import resolve
+
+    return resolve(cache)
+
+
 def _check_messages(messages: Any) -> list[dict[str, Any]]:
     if isinstance(messages, str):
         return [{"role": "user", "content": messages}]
@@ -132,6 +147,7 @@ class Client:
         retry: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
         model: str = DEFAULT_MODEL,
+        cache: ResponseCache | bool | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DEEPSEEK_API_KEY", "")
         key = key.strip()
@@ -150,6 +166,8 @@ class Client:
         self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         self.model = model
         self._http = http_client
+        # Opt-in response cache (cache.py): True = the default file, or a ResponseCache.
+        self.cache: ResponseCache | None = _resolve_cache(cache)
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, api_key='****{self._api_key[-4:] if len(self._api_key) >= 16 else ''}')"
@@ -182,6 +200,7 @@ class Client:
         system: str | None = None,
         beta: bool = False,
         timeout: Timeout | float | None = None,
+        cache: ResponseCache | bool | None = None,
         **params: Any,
     ) -> Response:
         """Start a streaming chat request and return its :class:`Response` at once.
@@ -191,6 +210,7 @@ class Client:
         turn of the same conversation, and the exchange is stored there when it ends.
         Parameters: temperature, top_p, max_tokens, stop, response_format, thinking,
         reasoning_effort, tools, tool_choice, user_id, extra_body.
+        ``cache`` overrides the client's response cache for this call (False: none).
         """
         model = model or self.model
         prepare = None
@@ -226,6 +246,7 @@ class Client:
         if conversation is not None:
             conv, prompt_text = conversation, messages
             resp.add_done_callback(lambda r: conv.record(str(prompt_text), r))
+        _track(resp)  # a run record when it ends: ds_magic.records() / stats() / metrics
         spec = RequestSpec(
             url=self._url("/chat/completions", beta),
             headers=self._headers(),
@@ -237,7 +258,13 @@ class Client:
         )
         engine = get_engine()
         http = self._http if self._http is not None else engine.http
-        engine.submit(run_request(resp, http, spec))
+        store = self.cache if cache is None else _resolve_cache(cache)
+        if store is not None:
+            from .cache import run_cached
+
+            engine.submit(run_cached(resp, http, spec, store, beta=beta))
+        else:
+            engine.submit(run_request(resp, http, spec))
         return resp
 
     # ----------------------------------------------------------------- small JSON endpoints

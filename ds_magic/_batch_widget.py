@@ -1,0 +1,85 @@
+"""The notebook progress view of a batch: a bar, one line of counts, and a Cancel button.
+
+Imported only inside a kernel (``batch._pick_progress``); the core never imports ipywidgets. As
+for ``StreamView``, the engine thread is the one writer of these widgets, throttled, and at the end
+the widgets are replaced through the same display id by a static line and closed, so a saved
+notebook shows the outcome without widget state (kernel-and-widgets.md §9.5). ``batch`` returns at
+once, so the kernel is idle and a click reaches ``on_click`` on every ipykernel version (§9.2).
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import ipywidgets as w
+
+from .batch import BatchProgress, format_progress
+
+if TYPE_CHECKING:
+    from .batch import BatchResult
+
+__all__ = ["BatchProgressView"]
+
+
+class BatchProgressView:
+    """``show()`` on the kernel thread; ``update(progress)`` is the batch's progress callback."""
+
+    def __init__(self, result: BatchResult, *, interval: float = 0.25) -> None:
+        self.result = result
+        self.interval = interval
+        self.display_id = "ds-batch-" + uuid.uuid4().hex
+        self._last = -float("inf")
+        self._lock = threading.Lock()
+        self._closed = False
+        total = len(result)
+        self.bar = w.IntProgress(value=0, min=0, max=max(total, 1), description="", bar_style="info")
+        self.label = w.HTML(value=self._html(f"batch 0/{total} done"))
+        self.cancel_button = w.Button(
+            description="Cancel",
+            icon="stop",
+            button_style="warning",
+            tooltip="Stop the batch; keep what finished",
+        )
+        self.cancel_button.on_click(lambda _b: result.cancel())
+        self.box = w.HBox([self.cancel_button, self.bar, self.label])
+
+    @staticmethod
+    def _html(text: str) -> str:
+        return f"<span style='font-family:monospace;font-size:90%'>{html.escape(text)}</span>"
+
+    def show(self) -> None:
+        from IPython.display import display
+
+        display(self.box, display_id=self.display_id)  # type: ignore[no-untyped-call]
+
+    def update(self, p: BatchProgress) -> None:
+        now = time.monotonic()
+        if not p.finished and now - self._last < self.interval:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            self._last = now
+            self.bar.value = p.settled
+            self.label.value = self._html(format_progress(p))
+            if not p.finished:
+                return
+            self._closed = True
+        self._finalize(p)
+
+    def _finalize(self, p: BatchProgress) -> None:
+        from IPython.display import update_display
+
+        line = format_progress(p)
+        color = "#c0392b" if p.failed else ("#b9770e" if p.cancelled else "#1e8449")
+        bundle = {
+            "text/plain": line,
+            "text/html": f"<div style='font-family:monospace;font-size:90%;color:{color}'>{html.escape(line)}</div>",
+        }
+        update_display(bundle, raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
+        for widget in (self.cancel_button, self.bar, self.label, self.box):
+            widget.close()

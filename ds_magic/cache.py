@@ -1,0 +1,428 @@
+"""An opt-in on-disk cache of complete answers: ask the same thing twice, pay once.
+
+::
+
+    client = Client(cache=True)          # $XDG_CACHE_HOME/ds_magic/responses.sqlite3
+    client.chat("Hi").text               # a request
+    client.chat("Hi").cached             # True: replayed from disk, no request, costs nothing
+
+The key is the SHA-256 of the canonical request: the model, the messages (for a conversation, the
+full list the request sends) and every parameter that changes the answer. Never the API key or
+headers, and not ``stream``/``stream_options``/``user_id``, which change how the answer is
+delivered or billed, not what it says. Only answers that ended ``ok`` are stored.
+
+The file is SQLite in WAL mode with a busy timeout, so two kernels can share it; it is created
+with mode 0600 (answers can be private). Entries are evicted least recently used first once the
+stored answers pass ``max_bytes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ._runner import RequestSpec, run_request
+from .errors import DeepSeekError
+from .response import Response
+from .types import AnswerDelta, ReasoningDelta, ToolCallDelta, Usage, UsageEvent
+
+__all__ = ["ResponseCache", "CachedAnswer", "request_key", "default_cache_path", "default_cache"]
+
+_log = logging.getLogger("ds_magic")
+
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+_KEY_VERSION = "ds_magic.cache/1"
+# Fields that do not change what the model says (deepseek-api.md §1.5): how it is streamed, and the
+# per-user id used for rate limits.
+_NOT_IN_KEY = frozenset({"stream", "stream_options", "user_id"})
+_BUSY_TIMEOUT_MS = 10_000
+# Replay: at most this many pieces, this far apart, so a view sees a (quick) stream.
+_REPLAY_PIECES = 40
+_REPLAY_DELAY = 0.004
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS responses (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    created REAL NOT NULL,
+    last_used INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0,
+    value TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS responses_last_used ON responses (last_used);
+"""
+
+
+def default_cache_path() -> Path:
+    """``$XDG_CACHE_HOME/ds_magic/responses.sqlite3``, or ``~/.cache/ds_magic/...``."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+    return root / "ds_magic" / "responses.sqlite3"
+
+
+def request_key(body: Mapping[str, Any], *, beta: bool = False) -> str:
+    """The cache key of a request body: SHA-256 of its canonical JSON, delivery options left out."""
+    canon = {k: v for k, v in body.items() if k not in _NOT_IN_KEY}
+    payload = json.dumps(
+        [_KEY_VERSION, "beta" if beta else "", canon],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """What is stored for one request."""
+
+    text: str
+    reasoning: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    model: str = ""
+    created: float = 0.0
+
+    @classmethod
+    def from_response(cls, resp: Response) -> CachedAnswer:
+        return cls(
+            text=resp.text_so_far,
+            reasoning=resp.reasoning,
+            tool_calls=[{"index": c.index, **c.to_message()} for c in resp.tool_calls],
+            usage=resp.usage,
+            finish_reason=resp.finish_reason,
+            model=resp.model,
+            created=resp.created,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "text": self.text,
+                "reasoning": self.reasoning,
+                "tool_calls": self.tool_calls,
+                "usage": self.usage.to_dict() if self.usage is not None else None,
+                "finish_reason": self.finish_reason,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_row(cls, value: str, model: str, created: float) -> CachedAnswer:
+        data = json.loads(value)
+        usage = data.get("usage")
+        return cls(
+            text=str(data.get("text") or ""),
+            reasoning=str(data.get("reasoning") or ""),
+            tool_calls=list(data.get("tool_calls") or []),
+            usage=Usage(**{k: int(v) for k, v in usage.items()}) if isinstance(usage, dict) else None,
+            finish_reason=data.get("finish_reason"),
+            model=model,
+            created=created,
+        )
+
+
+def _create_private(path: Path) -> None:
+    """Create the directory (0700) and the file (0600) before SQLite opens it.
+
+    SQLite gives the -wal and -shm files the mode of the database file, so they are private too.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # an older, looser file of ours: tighten it
+    except OSError:
+        pass  # not our file: leave its mode to its owner
+    finally:
+        os.close(fd)
+
+
+class ResponseCache:
+    """A SQLite store of complete answers, shared safely between threads and processes.
+
+    ``stats()`` gives entries and bytes on disk and this object's hits and misses.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+            raise ValueError(f"max_bytes must be an integer ≥ 0, got {max_bytes!r}")
+        self.path = Path(path) if path is not None else default_cache_path()
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        # Answers that ended but are still being written (run_cached): a lookup that comes right
+        # after the answer must already hit.
+        self._staged: dict[str, CachedAnswer] = {}
+
+    def __repr__(self) -> str:
+        return f"ResponseCache({str(self.path)!r}, max_bytes={self.max_bytes})"
+
+    def _conn(self) -> sqlite3.Connection:
+        # Called with self._lock held.
+        if self._db is None:
+            _create_private(self.path)
+            db = sqlite3.connect(
+                self.path,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,  # autocommit; writes use explicit BEGIN IMMEDIATE
+                check_same_thread=False,  # used from worker threads, always under self._lock
+            )
+            try:
+                db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
+                db.executescript(_SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
+        return self._db
+
+    # ----------------------------------------------------------------- lookups
+    def get(self, key: str) -> CachedAnswer | None:
+        """The stored answer for ``key`` (and mark it used), or None."""
+        with self._lock:
+            staged = self._staged.get(key)
+            if staged is not None:
+                self.hits += 1
+                return staged
+            db = self._conn()
+            row = db.execute("SELECT value, model, created FROM responses WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                self.misses += 1
+                return None
+            db.execute(
+                "UPDATE responses SET last_used = ?, hits = hits + 1 WHERE key = ?", (time.time_ns(), key)
+            )
+            self.hits += 1
+        try:
+            return CachedAnswer.from_row(row[0], row[1], row[2])
+        except (ValueError, TypeError, AttributeError):
+            _log.warning("ds_magic: unreadable cache entry %s… ignored", key[:12])
+            return None
+
+    def put(self, key: str, answer: CachedAnswer | Response) -> bool:
+        """Store an answer; a ``Response`` only if it ended ``ok``. Returns whether it was stored."""
+        if isinstance(answer, Response):
+            if answer.status != "ok":
+                return False
+            answer = CachedAnswer.from_response(answer)
+        value = answer.to_json()
+        size = len(value.encode("utf-8")) + len(key) + len(answer.model) + 32
+        with self._lock:
+            try:
+                if size > self.max_bytes:
+                    return False
+                db = self._conn()
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute(
+                        "INSERT OR REPLACE INTO responses (key, model, created, last_used, size, hits, value) "
+                        "VALUES (?, ?, ?, ?, ?, 0, ?)",
+                        (key, answer.model, answer.created or time.time(), time.time_ns(), size, value),
+                    )
+                    self._evict(db)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            finally:
+                self._staged.pop(key, None)
+        return True
+
+    def _stage(self, key: str, answer: CachedAnswer) -> None:
+        with self._lock:
+            self._staged[key] = answer
+
+    def _evict(self, db: sqlite3.Connection) -> None:
+        total = db.execute("SELECT COALESCE(SUM(size), 0) FROM responses").fetchone()[0]
+        if total <= self.max_bytes:
+            return
+        doomed: list[tuple[str]] = []
+        for key, size in db.execute("SELECT key, size FROM responses ORDER BY last_used ASC"):
+            if total <= self.max_bytes:
+                break
+            doomed.append((key,))
+            total -= size
+        db.executemany("DELETE FROM responses WHERE key = ?", doomed)
+
+    # ----------------------------------------------------------------- housekeeping
+    def stats(self) -> dict[str, Any]:
+        """``entries`` and ``bytes`` stored (all processes), ``hits`` and ``misses`` (this object)."""
+        with self._lock:
+            db = self._conn()
+            entries, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM responses").fetchone()
+            for key, answer in self._staged.items():  # ended, being written right now
+                if db.execute("SELECT 1 FROM responses WHERE key = ?", (key,)).fetchone() is None:
+                    entries += 1
+                    size += len(answer.to_json().encode("utf-8")) + len(key) + len(answer.model) + 32
+        return {
+            "entries": int(entries),
+            "bytes": int(size),
+            "hits": self.hits,
+            "misses": self.misses,
+            "max_bytes": self.max_bytes,
+            "path": str(self.path),
+        }
+
+    def clear(self) -> None:
+        """Remove every entry and give the space back."""
+        with self._lock:
+            db = self._conn()
+            db.execute("DELETE FROM responses")
+            db.execute("VACUUM")
+            self.hits = self.misses = 0
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> ResponseCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_defaults: dict[Path, ResponseCache] = {}
+_defaults_lock = threading.Lock()
+
+
+def default_cache() -> ResponseCache:
+    """The process-wide cache at the default path (what ``cache=True`` means)."""
+    path = default_cache_path()
+    with _defaults_lock:
+        cache = _defaults.get(path)
+        if cache is None:
+            cache = _defaults[path] = ResponseCache(path)
+        return cache
+
+
+def resolve(cache: ResponseCache | bool | None) -> ResponseCache | None:
+    """``True`` → the default cache, ``False``/``None`` → none, a ``ResponseCache`` → itself."""
+    if cache is None or cache is False:
+        return None
+    if cache is True:
+        return default_cache()
+    if isinstance(cache, ResponseCache):
+        return cache
+    raise TypeError(f"cache must be True, False, None or a ResponseCache, got {type(cache).__name__}")
+
+
+# --------------------------------------------------------------------- on the engine loop
+async def run_cached(
+    resp: Response, http: httpx.AsyncClient, spec: RequestSpec, cache: ResponseCache, *, beta: bool = False
+) -> None:
+    """``run_request`` behind the cache: replay a hit, or run the request and store an ``ok`` answer.
+
+    The key needs the final message list, which for a conversation exists only once the previous
+    turn is stored, so the conversation lock and ``prepare`` are taken here, before the lookup.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def cancel_task() -> None:
+        loop.call_soon_threadsafe(task.cancel)
+
+    resp._set_canceller(cancel_task)
+    lock = spec.lock
+    locked = False
+    try:
+        if lock is not None:
+            await lock.acquire()
+            locked = True
+        body = spec.prepare(spec.body) if spec.prepare is not None else spec.body
+        key = request_key(body, beta=beta)
+        try:
+            hit = await asyncio.to_thread(cache.get, key)
+        except (sqlite3.Error, OSError) as exc:
+            _log.warning("ds_magic: response cache unavailable (%s); sending the request", exc)
+            hit = None
+        if hit is not None:
+            resp.request = body
+            await _replay(resp, hit)
+            return
+        await run_request(resp, http, replace(spec, body=body, prepare=None, lock=None))
+    except asyncio.CancelledError:
+        resp._finish("cancelled")
+        if not resp.cancel_requested:
+            raise
+        uncancel = getattr(task, "uncancel", None)
+        if uncancel is not None:
+            uncancel()
+        return
+    except Exception as exc:  # prepare() failed, say: end the response like run_request would
+        resp._finish("error", DeepSeekError(f"Unexpected error: {type(exc).__name__}: {exc}"))
+        return
+    finally:
+        if locked and lock is not None:
+            lock.release()
+    if resp.status == "ok":
+        answer = CachedAnswer.from_response(resp)
+        # Staged before this task yields: a request for the same thing that the caller sends as
+        # soon as it sees the answer runs on this loop after this line, and hits.
+        cache._stage(key, answer)
+        try:
+            await asyncio.to_thread(cache.put, key, answer)
+        except (sqlite3.Error, OSError) as exc:
+            _log.warning("ds_magic: could not store the answer in the response cache (%s)", exc)
+
+
+def _pieces(text: str) -> list[str]:
+    if not text:
+        return []
+    size = max(8, -(-len(text) // _REPLAY_PIECES))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+async def _replay(resp: Response, answer: CachedAnswer) -> None:
+    """Push a stored answer through the normal event path, in small pieces, as a quick stream."""
+    resp.cached = True
+    resp._start_clock()
+    for piece in _pieces(answer.reasoning):
+        resp._push(ReasoningDelta(piece))
+        await asyncio.sleep(_REPLAY_DELAY)
+    for piece in _pieces(answer.text):
+        resp._push(AnswerDelta(piece))
+        await asyncio.sleep(_REPLAY_DELAY)
+    calls = []
+    for i, call in enumerate(answer.tool_calls):
+        fn = call.get("function") or {}
+        calls.append(
+            ToolCallDelta(
+                index=int(call.get("index", i)),
+                id=call.get("id") or None,
+                name=fn.get("name") or None,
+                arguments=str(fn.get("arguments") or ""),
+            )
+        )
+    if calls:
+        resp._push_many(calls)
+    if answer.usage is not None:
+        resp._push(UsageEvent(answer.usage))
+    resp.finish_reason = answer.finish_reason
+    resp._finish("ok")

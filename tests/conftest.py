@@ -1,0 +1,39 @@
+"""Kernel fixtures: ``kernel`` (a started KernelSession) and ``kernel_factory`` (start your own).
+
+Tests that use either are marked ``kernel`` automatically, so ``pytest -m "not kernel"`` skips them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kernel_harness import KernelSession
+
+
+@pytest.fixture
+def kernel_factory() -> Iterator[Callable[..., KernelSession]]:
+    """``kernel_factory(env=..., python=..., extra_args=...)`` starts a KernelSession, closed after the test."""
+    sessions: list[KernelSession] = []
+
+    def make(**kwargs: Any) -> KernelSession:
+        session = KernelSession(**kwargs)
+        sessions.append(session)
+        return session.start()
+
+    yield make
+    for session in reversed(sessions):
+        session.close()
+
+
+@pytest.fixture
+def kernel(kernel_factory: Callable[..., KernelSession]) -> KernelSession:
+    """A fresh real IPython kernel (current interpreter), shut down after the test."""
+    return kernel_factory()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if {"kernel", "kernel_factory"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.kernel)
