@@ -314,13 +314,22 @@ async def _read_stream(
             events = feed(raw)
             if parser.data_events != seen:
                 seen = parser.data_events
+                first = dog.last_progress is None
                 dog.last_progress = clock()  # read by the watchdog's timer: O(1) per read
+                if first:
+                    dog._schedule()  # from the first-token deadline to the (usually shorter) idle one
             elif not queued_said and seen == 0:
                 queued_said = True
                 push(StatusEvent("waiting (queued by DeepSeek)"))
             if events:
                 push_many(events)
             if parser.done:
+                # Nothing after [DONE] is parsed, but the (tiny) rest of the body is read so the
+                # connection goes back to the pool instead of being closed.
+                try:
+                    await asyncio.wait_for(_drain(body), 0.5)
+                except asyncio.TimeoutError:
+                    pass  # a server that keeps talking after [DONE]: just close the connection
                 break
     except httpx.TransportError as exc:
         if not got_bytes:
@@ -333,6 +342,11 @@ async def _read_stream(
     if not got_bytes:
         return False
     raise StreamInterruptedError("the connection closed before the answer finished (no [DONE])")
+
+
+async def _drain(body: Any) -> None:
+    async for _ in body:
+        pass
 
 
 def _transport_detail(exc: Exception) -> str:
