@@ -17,6 +17,7 @@ import html
 import threading
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 from .pricing import estimate_cost
 from .render import Throttle, escape_pre, format_footer, markdown_to_safe_html
@@ -94,6 +95,8 @@ class StreamView:
         self._lock = threading.Lock()
         self._finalized = threading.Event()
         self._closed = False
+        self._sent_text = self._sent_reasoning = 0
+        self._sent_status = ""
         self.status = w.HTML(value=self._status_html("waiting for the first token…"))
         self.reasoning = w.HTML(value="")
         self.reasoning_box = w.Accordion(children=[self.reasoning], selected_index=None)
@@ -162,21 +165,27 @@ class StreamView:
             self._throttle.mark()
             self.updates += 1
             resp = self.resp
+            # Only changed values are sent: each assignment is one comm message (iopub budget).
             reasoning = resp.reasoning
-            if reasoning and self.show_reasoning:
+            if reasoning and self.show_reasoning and len(reasoning) != self._sent_reasoning:
+                self._sent_reasoning = len(reasoning)
                 if self.reasoning_box.layout.display == "none":
                     self.reasoning_box.layout.display = None
                 self.reasoning.value = escape_pre(reasoning)
             text = resp.text_so_far
-            if text:
-                self.answer.value = _answer_html(text, self.fmt)
-            self.status.value = self._status_html(status_text(resp))
-            t = resp.timing
-            if t.time_to_first_token is not None:
-                tps = f" · {t.tokens_per_second:.1f} tok/s" if t.tokens_per_second else ""
-                self.footer.value = self._status_html(
-                    f"first token {t.time_to_first_token:.2f} s · {t.tokens} tokens{tps}"
-                )
+            if text and len(text) != self._sent_text:
+                self._sent_text = len(text)
+                t = resp.timing
+                live = ""
+                if t.time_to_first_token is not None:
+                    tps = f" · {t.tokens_per_second:.1f} tok/s" if t.tokens_per_second else ""
+                    live = self._status_html(f"first token {t.time_to_first_token:.2f} s · {t.tokens} tokens{tps}")
+                # The live footer rides in the same message as the answer.
+                self.answer.value = _answer_html(text, self.fmt) + live
+            status = status_text(resp)
+            if status != self._sent_status:
+                self._sent_status = status
+                self.status.value = self._status_html(status)
 
     # ---------------------------------------------------------------- end
     def static_bundle(self) -> dict[str, str]:
@@ -214,20 +223,33 @@ class StreamView:
 
         update_display(self.static_bundle(), raw=True, display_id=self.display_id)
         self.resp.remove_listener(self._on_event)
-        for widget in (
-            self.box,
-            *self.box.children,
-            *self.box.children[0].children,
-            self.reasoning,
-            self.cancel_button,
-        ):
-            try:
-                widget.close()
-            except Exception:
-                pass
+        _close_tree(self.box)
 
     def wait_finalized(self, timeout: float = 5.0) -> bool:
         return self._finalized.wait(timeout)
+
+
+def _close_tree(widget: Any) -> None:
+    """Close a widget and every widget it holds (children, layout, style): each one is a comm."""
+    from ipywidgets import Widget
+
+    seen: set[int] = set()
+    stack = [widget]
+    while stack:
+        w = stack.pop()
+        if id(w) in seen:
+            continue
+        seen.add(id(w))
+        for name in w.keys:
+            value = getattr(w, name, None)
+            if isinstance(value, Widget):
+                stack.append(value)
+            elif isinstance(value, (list, tuple)):
+                stack.extend(v for v in value if isinstance(v, Widget))
+        try:
+            w.close()
+        except Exception:
+            pass
 
 
 class TextView:

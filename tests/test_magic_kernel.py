@@ -1,0 +1,231 @@
+"""%%deepseek in a real ipykernel (jupyter_client), against the offline server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from ds_magic.testing import OfflineServer, Script
+
+from kernel_harness import KernelSession
+
+KEY = "sk-kerneltest0123456789abcdef9876"
+
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture(scope="module")
+def srv():
+    with OfflineServer() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def k(srv):
+    with KernelSession(env={"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": srv.url}) as session:
+        yield session
+
+
+@pytest.fixture(autouse=True)
+def fresh(srv, k):
+    srv.reset()
+    k.run("%deepseek reset", timeout=10)
+
+
+def published_text(k, since: int) -> str:
+    """Everything published since a mark that a frontend renders as markup: text/html, text/markdown
+    and widget state (text/plain is shown as text and may hold the raw answer)."""
+    parts = []
+    for m in k.all_iopub[since:]:
+        c = m["content"]
+        if m["msg_type"] in ("display_data", "update_display_data", "execute_result"):
+            data = c.get("data", {})
+            assert "text/markdown" not in data
+            parts.append(str(data.get("text/html", "")))
+        elif m["msg_type"] in ("comm_open", "comm_msg"):
+            parts.append(json.dumps(c.get("data", {})))
+    return "\n".join(parts)
+
+
+def test_streams_and_leaves_static_output(srv, k):
+    srv.enqueue(Script(text="Hello **world**\n\n| a | b |\n|---|---|\n| 1 | 2 |", reasoning="thinking hard", tokens_per_second=100))
+    r = k.run("%%deepseek\nSay hi", timeout=30)
+    assert r.status == "ok"
+    kinds = [m["msg_type"] for m in r.outputs]
+    assert kinds[0] == "display_data" and "update_display_data" in kinds
+    final = [m for m in r.outputs if m["msg_type"] == "update_display_data"][-1]["content"]["data"]
+    assert "<strong>world</strong>" in final["text/html"] and "<table>" in final["text/html"]
+    assert "thinking hard" in final["text/html"]  # collapsible thinking section
+    assert "first token" in final["text/plain"] and "tok/s" in final["text/plain"]
+    assert "execute_result" not in kinds  # the answer is not printed twice as Out[]
+    after = k.run("print(repr(_)); print(_.status)", timeout=10)
+    assert after.stdout.strip().endswith("ok") and "Hello **world**" in after.stdout
+
+
+def test_cancel_click_closes_stream_keeps_partial_and_cell_is_ok(srv, k):
+    srv.enqueue(Script(text="word " * 800, reasoning="", tokens_per_second=50))
+    mid = k.execute("%%deepseek\nlong answer please")
+    buttons = k.wait_for(lambda: k.find_widgets("ButtonModel", description="Cancel", open_only=True), 10)
+    k.wait_for(lambda: srv.requests and srv.active == 1, 10)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    k.click(buttons[-1])
+    d = srv.wait_for_disconnect(5)
+    assert d is not None and d.time - t0 < 0.25
+    res = k.result(mid, 10)
+    assert res.status == "ok"
+    hist = k.run("%deepseek history", timeout=10).stdout
+    assert "assistant (cancelled): word word" in hist
+    nxt = k.run("print('next cell ran')", timeout=10)
+    assert "next cell ran" in nxt.stdout
+
+
+def test_interrupt_stops_stream_and_aborts_queue(srv, k):
+    srv.enqueue(Script(text="word " * 800, reasoning="", tokens_per_second=50))
+    mid = k.execute("%%deepseek\nlong answer please")
+    k.wait_for(lambda: srv.active == 1, 10)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    k.interrupt()
+    d = srv.wait_for_disconnect(5)
+    assert d is not None and d.time - t0 < 0.5
+    res = k.result(mid, 10)
+    assert res.status == "error"
+    time.sleep(0.3)
+    assert "cancelled" in k.run("%deepseek history", timeout=10).stdout
+
+
+def test_run_all_order_next_cell_sees_complete_answer(srv, k):
+    srv.enqueue(Script(text="the complete answer", reasoning="", ttft=0.3, tokens_per_second=30))
+    a = k.execute("%%deepseek -o ans\nq")
+    b = k.execute("print(repr(ans)); print(repr(_))")
+    info = k.kernel_info()  # answered while the stream runs: nothing is dropped
+    assert info["content"]["status"] == "ok"
+    assert k.result(a, 20).status == "ok"
+    out = k.result(b, 10).stdout
+    assert out.count("the complete answer") == 2
+
+
+def test_two_queued_turns_stored_in_order_and_history_sent(srv, k):
+    srv.enqueue(Script(text="first answer", reasoning="", ttft=0.2), Script(text="second answer", reasoning=""))
+    a = k.execute("%%deepseek\nfirst?")
+    b = k.execute("%%deepseek\nsecond?")
+    assert k.result(a, 20).status == "ok" and k.result(b, 20).status == "ok"
+    msgs = srv.requests[-1].body["messages"]
+    assert [m["content"] for m in msgs] == ["first?", "first answer", "second?"]
+
+
+def test_iopub_budget_for_2000_tokens(srv, k):
+    srv.enqueue(Script(answer_tokens=2000, reasoning="", tokens_per_second=400))
+    mark = k.mark()
+    r = k.run("%%deepseek\nlong", timeout=60)
+    assert r.status == "ok"
+    updates = [m for m in k.all_iopub[mark:] if m["msg_type"] in ("comm_msg", "update_display_data")]
+    assert len(updates) < 100 + 20  # throttled updates plus fixed widget overhead
+    assert k.iopub_bytes(mark) < 1_000_000
+
+
+HOSTILE = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>",
+    "<svg onload=alert(1)>",
+    "[click](javascript:alert(1))",
+    "<iframe src=https://evil.example></iframe>",
+]
+
+
+def test_hostile_outputs_never_published_as_markup(srv, k):
+    srv.enqueue(Script(text="\n\n".join(HOSTILE), reasoning="<img src=y onerror=alert(2)>"))
+    mark = k.mark()
+    assert k.run("%%deepseek\nx", timeout=30).status == "ok"
+    text = published_text(k, mark)
+    for bad in ("<img", "<script", "<svg", "<iframe", 'href="javascript:'):
+        assert bad not in text
+    assert "&lt;script&gt;" in text  # shown, escaped
+
+
+def test_answer_that_is_a_url_or_a_path_is_never_fetched_or_read(srv, k, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT")
+    srv.enqueue(Script(text=f"{srv.url}/_fetched_by_kernel", reasoning=""), Script(text=str(secret), reasoning=""))
+    mark = k.mark()
+    assert k.run("%%deepseek\nurl", timeout=30).status == "ok"
+    assert k.run("%%deepseek\npath", timeout=30).status == "ok"
+    assert not any("_fetched_by_kernel" in r.path for r in srv.requests)
+    assert "TOP-SECRET-CONTENT" not in published_text(k, mark)
+    assert "TOP-SECRET-CONTENT" not in json.dumps([m["content"] for m in k.all_iopub[mark:]])
+
+
+def test_api_error_is_one_line_and_cell_fails(srv, k):
+    srv.enqueue(Script(status=401))
+    r = k.run("%%deepseek\nx", timeout=30)
+    assert r.status == "error"
+    assert r.error.ename == "DeepSeekCellError"
+    assert "DEEPSEEK_API_KEY" in r.error.evalue and "\n" not in r.error.evalue
+
+
+def test_key_never_in_any_iopub_message(srv, k):
+    srv.enqueue(Script(status=401))
+    k.run("%%deepseek\nx", timeout=30)
+    k.run("%deepseek config", timeout=10)
+    k.run("%%deepseek --dry-run\nhello", timeout=10)
+    assert KEY not in json.dumps([m["content"] for m in k.all_iopub])
+
+
+def test_interpolation_and_braces_in_code(srv, k):
+    k.run("topic = 'monads'; d = {'k': 'v'}", timeout=10)
+    r = k.run("%%deepseek --dry-run --no-history\nExplain {topic} {d['k']} {missing} {{x}} def f(): return {1: 2}", timeout=10)
+    assert r.status == "ok"
+    body = json.loads(r.stdout)
+    assert body["messages"][-1]["content"] == "Explain monads v {missing} {x} def f(): return {1: 2}"
+    assert srv.requests == []
+
+
+def test_json_mode_and_bad_option(srv, k):
+    srv.enqueue(Script(text='{"a": [1, 2]}', reasoning=""))
+    r = k.run("%%deepseek --json -o data\ngive json", timeout=30)
+    assert r.status == "ok"
+    assert k.run("print(data['a'])", timeout=10).stdout.strip() == "[1, 2]"
+    assert srv.requests[-1].body["response_format"] == {"type": "json_object"}
+    bad = k.run("%%deepseek -t 9\nx", timeout=10)
+    assert bad.status == "error" and "temperature" in bad.error.evalue
+
+
+def test_no_leaked_comms_or_tasks_after_many_cells(srv, k):
+    for _ in range(20):
+        srv.enqueue(Script(text="short", reasoning=""))
+    for _ in range(20):
+        assert k.run("%%deepseek --no-history\nhi", timeout=30).status == "ok"
+    out = k.run(
+        "import threading, time\nfrom ds_magic._engine import get_engine\nfrom ipywidgets import Widget\n"
+        "time.sleep(0.3)\nprint(get_engine().active_tasks, len(Widget.widgets), threading.active_count())",
+        timeout=10,
+    )
+    tasks, widgets, threads = map(int, out.stdout.split())
+    assert tasks == 0
+    assert widgets < 10  # every live view closed its widgets
+    assert threads < 15
+
+
+def test_background_mode_returns_at_once_and_cancel_all(srv, k):
+    srv.enqueue(Script(text="word " * 800, reasoning="", tokens_per_second=50))
+    r = k.run("%%deepseek --bg -o bg\nlong", timeout=10)
+    assert r.status == "ok"
+    k.wait_for(lambda: srv.active == 1, 10)
+    k.run("%deepseek cancel-all", timeout=10)
+    assert srv.wait_for_disconnect(5) is not None
+    assert "cancelled" in k.run("import time; time.sleep(0.3); print(bg.status)", timeout=10).stdout
+
+
+def test_unload_removes_everything(k):
+    r = k.run(
+        "%unload_ext ds_magic\n"
+        "ip = get_ipython()\n"
+        "print('deepseek' in ip.magics_manager.magics['cell'], '__ds_magic_run__' in ip.user_ns)",
+        timeout=10,
+    )
+    assert r.stdout.split() == ["False", "False"]
+    k.run("%load_ext ds_magic", timeout=10)
+    assert k.run("%%deepseek --dry-run\nx", timeout=10).status == "ok"
