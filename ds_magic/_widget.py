@@ -179,7 +179,9 @@ class StreamView:
                 live = ""
                 if t.time_to_first_token is not None:
                     tps = f" · {t.tokens_per_second:.1f} tok/s" if t.tokens_per_second else ""
-                    live = self._status_html(f"first token {t.time_to_first_token:.2f} s · {t.tokens} tokens{tps}")
+                    live = self._status_html(
+                        f"first token {t.time_to_first_token:.2f} s · {t.tokens} tokens{tps}"
+                    )
                 # The live footer rides in the same message as the answer.
                 self.answer.value = _answer_html(text, self.fmt) + live
             status = status_text(resp)

@@ -6,10 +6,9 @@ import json
 import time
 
 import pytest
+from kernel_harness import KernelSession
 
 from ds_magic.testing import OfflineServer, Script
-
-from kernel_harness import KernelSession
 
 KEY = "sk-kerneltest0123456789abcdef9876"
 
@@ -50,7 +49,13 @@ def published_text(k, since: int) -> str:
 
 
 def test_streams_and_leaves_static_output(srv, k):
-    srv.enqueue(Script(text="Hello **world**\n\n| a | b |\n|---|---|\n| 1 | 2 |", reasoning="thinking hard", tokens_per_second=100))
+    srv.enqueue(
+        Script(
+            text="Hello **world**\n\n| a | b |\n|---|---|\n| 1 | 2 |",
+            reasoning="thinking hard",
+            tokens_per_second=100,
+        )
+    )
     r = k.run("%%deepseek\nSay hi", timeout=30)
     assert r.status == "ok"
     kinds = [m["msg_type"] for m in r.outputs]
@@ -109,7 +114,9 @@ def test_run_all_order_next_cell_sees_complete_answer(srv, k):
 
 
 def test_two_queued_turns_stored_in_order_and_history_sent(srv, k):
-    srv.enqueue(Script(text="first answer", reasoning="", ttft=0.2), Script(text="second answer", reasoning=""))
+    srv.enqueue(
+        Script(text="first answer", reasoning="", ttft=0.2), Script(text="second answer", reasoning="")
+    )
     a = k.execute("%%deepseek\nfirst?")
     b = k.execute("%%deepseek\nsecond?")
     assert k.result(a, 20).status == "ok" and k.result(b, 20).status == "ok"
@@ -149,7 +156,9 @@ def test_hostile_outputs_never_published_as_markup(srv, k):
 def test_answer_that_is_a_url_or_a_path_is_never_fetched_or_read(srv, k, tmp_path):
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-CONTENT")
-    srv.enqueue(Script(text=f"{srv.url}/_fetched_by_kernel", reasoning=""), Script(text=str(secret), reasoning=""))
+    srv.enqueue(
+        Script(text=f"{srv.url}/_fetched_by_kernel", reasoning=""), Script(text=str(secret), reasoning="")
+    )
     mark = k.mark()
     assert k.run("%%deepseek\nurl", timeout=30).status == "ok"
     assert k.run("%%deepseek\npath", timeout=30).status == "ok"
@@ -176,7 +185,10 @@ def test_key_never_in_any_iopub_message(srv, k):
 
 def test_interpolation_and_braces_in_code(srv, k):
     k.run("topic = 'monads'; d = {'k': 'v'}", timeout=10)
-    r = k.run("%%deepseek --dry-run --no-history\nExplain {topic} {d['k']} {missing} {{x}} def f(): return {1: 2}", timeout=10)
+    r = k.run(
+        "%%deepseek --dry-run --no-history\nExplain {topic} {d['k']} {missing} {{x}} def f(): return {1: 2}",
+        timeout=10,
+    )
     assert r.status == "ok"
     body = json.loads(r.stdout)
     assert body["messages"][-1]["content"] == "Explain monads v {missing} {x} def f(): return {1: 2}"
@@ -229,3 +241,15 @@ def test_unload_removes_everything(k):
     assert r.stdout.split() == ["False", "False"]
     k.run("%load_ext ds_magic", timeout=10)
     assert k.run("%%deepseek --dry-run\nx", timeout=10).status == "ok"
+
+
+def test_timing_is_right_while_another_cell_blocks_the_main_thread(srv, k):
+    srv.enqueue(Script(text="word " * 60, reasoning="", ttft=0.3, tokens_per_second=50))
+    assert k.run("%%deepseek --bg -o timed\nq", timeout=10).status == "ok"
+    k.run("import time; time.sleep(2.0)", timeout=10)  # blocks the kernel's main thread and loop
+    out = k.run(
+        "timed.wait(10); t = timed.timing; print(t.time_to_first_token, t.tokens_per_second)", timeout=15
+    )
+    ttft, tps = map(float, out.stdout.split())
+    assert 0.25 <= ttft <= 0.6
+    assert 35 <= tps <= 65
