@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from kernel_harness import KernelSession
 
+from ds_magic.testing import OfflineServer
+
 
 @pytest.fixture
 def kernel_factory() -> Iterator[Callable[..., KernelSession]]:
@@ -37,3 +39,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if {"kernel", "kernel_factory"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.kernel)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[OfflineServer]:
+    """One offline DeepSeek server (real HTTP on 127.0.0.1) per test module."""
+    with OfflineServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def srv(server: OfflineServer) -> OfflineServer:
+    """The module's offline server, with its script queue and records cleared."""
+    server.reset()
+    return server

@@ -16,37 +16,13 @@ import time
 from collections import Counter
 
 import pytest
+from offline_helpers import KEY, Sleeps
 
 import ds_magic
 from ds_magic import Client, ResponseCache, RetryPolicy, split_text
 from ds_magic.batch import MAX_RATE_LIMIT_RETRIES, BatchProgress, BatchResult, TextProgress, format_progress
 from ds_magic.conversation import estimate_tokens
-from ds_magic.testing import OfflineServer, Script
-
-KEY = "sk-test0123456789abcdef0123456789ab"
-
-
-class Sleeps:
-    """Injected retry sleep: records the delays, sleeps only a token amount."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        await asyncio.sleep(0.001)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with OfflineServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server):
-    server.reset()
-    return server
+from ds_magic.testing import Script
 
 
 def make_client(srv, sleeps: Sleeps | None = None, **kw) -> Client:

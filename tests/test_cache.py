@@ -12,31 +12,19 @@ import threading
 from pathlib import Path
 
 import pytest
+from offline_helpers import KEY
 
 import ds_magic
 from ds_magic import AnswerDelta, Client, Finish, ReasoningDelta, ResponseCache, RetryPolicy
 from ds_magic.cache import CachedAnswer, default_cache_path, request_key
-from ds_magic.testing import OfflineServer, Script
+from ds_magic.testing import Script
 from ds_magic.types import Usage
 
-KEY = "sk-test0123456789abcdef0123456789ab"
 KEY2 = "sk-other9876543210fedcba9876543210"
 
 
 async def _no_wait(seconds: float) -> None:
     await asyncio.sleep(0)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with OfflineServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server):
-    server.reset()
-    return server
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from offline_helpers import KEY, Sleeps
 
 import ds_magic
 from ds_magic import (
@@ -31,31 +32,6 @@ from ds_magic import (
     UsageEvent,
 )
 from ds_magic.testing import OfflineServer, Script
-
-KEY = "sk-test0123456789abcdef0123456789ab"
-
-
-class Sleeps:
-    """Injected retry sleep: records the delays, sleeps only a token amount."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        await asyncio.sleep(0.001)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with OfflineServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server):
-    server.reset()
-    return server
 
 
 def make_client(srv: OfflineServer, sleeps: Sleeps | None = None, **kw) -> Client:

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
+from offline_helpers import KEY
 
 import ds_magic
 from ds_magic import Client, RetryPolicy
@@ -16,26 +17,13 @@ from ds_magic import metrics as metrics_mod
 from ds_magic import records as records_mod
 from ds_magic.pricing import set_prices
 from ds_magic.records import RunRecord
-from ds_magic.testing import OfflineServer, Script
+from ds_magic.testing import Script
 
-KEY = "sk-test0123456789abcdef0123456789ab"
 FLAT = {"deepseek-flash": {"hit": 1.0, "miss": 2.0, "out": 4.0}}  # USD per 1M tokens
 
 
 async def _no_wait(seconds: float) -> None:
     await asyncio.sleep(0)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with OfflineServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def srv(server):
-    server.reset()
-    return server
 
 
 @pytest.fixture(autouse=True)
