@@ -125,12 +125,12 @@ def test_two_queued_turns_stored_in_order_and_history_sent(srv, k):
 
 
 def test_iopub_budget_for_2000_tokens(srv, k):
-    srv.enqueue(Script(answer_tokens=2000, reasoning="", tokens_per_second=400))
+    srv.enqueue(Script(answer_tokens=2000, reasoning="", tokens_per_second=100))  # a 20 s answer
     mark = k.mark()
     r = k.run("%%deepseek\nlong", timeout=60)
     assert r.status == "ok"
     updates = [m for m in k.all_iopub[mark:] if m["msg_type"] in ("comm_msg", "update_display_data")]
-    assert len(updates) < 100 + 20  # throttled updates plus fixed widget overhead
+    assert len(updates) < 100  # naive per-token updates would send 2,000+
     assert k.iopub_bytes(mark) < 1_000_000
 
 
@@ -206,9 +206,9 @@ def test_json_mode_and_bad_option(srv, k):
 
 
 def test_no_leaked_comms_or_tasks_after_many_cells(srv, k):
-    for _ in range(20):
+    for _ in range(50):
         srv.enqueue(Script(text="short", reasoning=""))
-    for _ in range(20):
+    for _ in range(50):
         assert k.run("%%deepseek --no-history\nhi", timeout=30).status == "ok"
     out = k.run(
         "import threading, time\nfrom ds_magic._engine import get_engine\nfrom ipywidgets import Widget\n"
