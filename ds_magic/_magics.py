@@ -116,6 +116,13 @@ class DeepSeekMagics(Magics):
         config=True
     )
 
+    cache = Bool(
+        False, help="Replay identical requests from the on-disk response cache (costs nothing)."
+    ).tag(config=True)
+    batch_concurrency = Int(8, help="Requests in flight for %%deepseek --each (lowered on 429).").tag(
+        config=True
+    )
+
     # ------------------------------------------------------------------ helpers
     def _client(self) -> Client:
         key = _state.api_key
@@ -159,7 +166,8 @@ class DeepSeekMagics(Magics):
         prompt = cell.strip("\n").rstrip()
         if not prompt.strip():
             raise DeepSeekCellError("The cell is empty: write your prompt on the lines below %%deepseek")
-        if self.interpolate and not args.raw:
+        if self.interpolate and not args.raw and not args.each:
+            # With --each the batch fills {item} (and an item's keys) itself.
             prompt = interpolate(prompt, self.shell.user_ns)
         params: dict[str, Any] = {}
         temperature = args.temperature if args.temperature is not None else self.temperature
@@ -185,7 +193,9 @@ class DeepSeekMagics(Magics):
         model = args.model or self.model
         conversation = None
         messages = None
-        if args.no_history:
+        if args.cache or self.cache:
+            params["cache"] = True
+        if args.no_history or args.each:
             sys_prompt = system or self.system
             messages = ([{"role": "system", "content": sys_prompt}] if sys_prompt else []) + [
                 {"role": "user", "content": prompt}
@@ -203,8 +213,9 @@ class DeepSeekMagics(Magics):
             conversation.max_history_tokens = self.max_history_tokens
         params["model"] = model
         try:
+            checked = {k: v for k, v in params.items() if k != "cache"}
             build_body(
-                messages or [{"role": "user", "content": prompt}], **params
+                messages or [{"role": "user", "content": prompt}], **checked
             )  # clear errors before sending
         except ValueError as exc:
             raise DeepSeekCellError(str(exc)) from None
@@ -212,6 +223,7 @@ class DeepSeekMagics(Magics):
 
     def _dry_run(self, call: _Call) -> dict[str, Any]:
         params = dict(call.params)
+        params.pop("cache", None)
         model = params.pop("model")
         if call.conversation is not None:
             thinking_on = params.get("thinking", True) is not False
@@ -222,6 +234,32 @@ class DeepSeekMagics(Magics):
         body = build_body(msgs, model, **params)
         print(json.dumps(body, indent=2, ensure_ascii=False))
         return body
+
+    def _start_batch(self, call: _Call) -> Any:
+        from .batch import batch
+
+        name = call.args.each
+        if name not in self.shell.user_ns:
+            raise DeepSeekCellError(f"--each {name}: no variable named {name!r} in the namespace")
+        params = dict(call.params)
+        model = params.pop("model")
+        msgs = call.messages or []
+        system = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else None
+        try:
+            result = batch(
+                call.prompt,
+                self.shell.user_ns[name],
+                client=self._client(),
+                concurrency=self.batch_concurrency,
+                model=model,
+                system=system,
+                **params,
+            )
+        except (DeepSeekError, ValueError, TypeError) as exc:
+            raise DeepSeekCellError(str(exc)) from None
+        if call.args.out:
+            self.shell.user_ns[call.args.out] = result
+        return result
 
     def _start(self, call: _Call, mode: str) -> tuple[Response, Any]:
         client = self._client()
@@ -327,6 +365,16 @@ class DeepSeekMagics(Magics):
         "--dry-run", action="store_true", help="Show the exact request that would be sent; send nothing."
     )
     @argument("--raw", action="store_true", help="Do not replace {name} with values from the namespace.")
+    @argument(
+        "--cache",
+        action="store_true",
+        help="Use the response cache for this cell (also DeepSeekMagics.cache).",
+    )
+    @argument(
+        "--each",
+        metavar="VAR",
+        help="Run the cell as a template over the list/Series VAR ({item} is each element); no history.",
+    )
     @argument("words", nargs="*", help="(line magic) a subcommand or a one-line prompt.")
     @line_cell_magic
     def deepseek(self, line: str, cell: str | None = None) -> Any:
@@ -342,6 +390,9 @@ class DeepSeekMagics(Magics):
         if call.args.dry_run:
             return self._dry_run(call)
         mode = self.resolve_mode(call.args)
+        if call.args.each:
+            result = self._start_batch(call)
+            return result if mode == "background" else result.wait()
         if mode == "await":
             mode = "block"  # reached only when the cell was not rewritten (e.g. run_cell_magic)
         resp, view = self._start(call, mode)
@@ -367,6 +418,8 @@ class DeepSeekMagics(Magics):
         mode = self.resolve_mode(call.args)
         if mode != "await":
             return self.deepseek(line, cell)
+        if call.args.each:
+            return await self._start_batch(call)
         resp, view = self._start(call, mode)
         try:
             await resp._await_done()
@@ -478,6 +531,39 @@ class DeepSeekMagics(Magics):
         print(f"Wait mode now: {self.resolve_mode(None)}")
 
 
+def _stats(self: DeepSeekMagics, rest: list[str]) -> None:
+    from . import records
+
+    totals = records.stats()
+    for key, value in totals.items():
+        print(f"{key}: {value}")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return  # the totals above are the whole answer without matplotlib
+    if totals.get("requests"):
+        from IPython.display import display
+
+        display(records.plot())
+
+
+def _cache_cmd(self: DeepSeekMagics, rest: list[str]) -> Any:
+    from .cache import default_cache
+
+    store = default_cache()
+    action = rest[0] if rest else "stats"
+    if action == "stats":
+        st = store.stats()
+        for key, value in st.items():
+            print(f"{key}: {value}")
+        return st
+    if action == "clear":
+        store.clear()
+        print("Response cache cleared.")
+        return None
+    raise DeepSeekCellError("Usage: %deepseek cache stats | clear")
+
+
 _SUBCOMMANDS = {
     "history": DeepSeekMagics._history,
     "chats": DeepSeekMagics._chats,
@@ -489,6 +575,8 @@ _SUBCOMMANDS = {
     "key": DeepSeekMagics._key,
     "cancel-all": DeepSeekMagics._cancel_all,
     "config": DeepSeekMagics._config,
+    "stats": _stats,
+    "cache": _cache_cmd,
 }
 
 

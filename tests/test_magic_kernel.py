@@ -22,8 +22,10 @@ def srv():
 
 
 @pytest.fixture(scope="module")
-def k(srv):
-    with KernelSession(env={"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": srv.url}) as session:
+def k(srv, tmp_path_factory):
+    cache_home = tmp_path_factory.mktemp("xdg-cache")
+    env = {"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": srv.url, "XDG_CACHE_HOME": str(cache_home)}
+    with KernelSession(env=env) as session:
         yield session
 
 
@@ -253,3 +255,39 @@ def test_timing_is_right_while_another_cell_blocks_the_main_thread(srv, k):
     ttft, tps = map(float, out.stdout.split())
     assert 0.25 <= ttft <= 0.6
     assert 35 <= tps <= 65
+
+
+def test_cache_flag_replays_without_a_request(srv, k):
+    srv.enqueue(Script(text="cached answer text", reasoning=""))
+    first = k.run("%%deepseek --cache --no-history\nsame question", timeout=30)
+    assert first.status == "ok" and len(srv.requests) == 1
+    second = k.run("%%deepseek --cache --no-history\nsame question", timeout=30)
+    assert second.status == "ok" and len(srv.requests) == 1  # no HTTP request: replayed from disk
+    final = [m for m in second.outputs if m["msg_type"] == "update_display_data"][-1]["content"]["data"]
+    assert "cached answer text" in final["text/html"] and "cached" in final["text/plain"]
+    assert k.run("print(_.cached)", timeout=10).stdout.strip() == "True"
+    assert "entries: 1" in k.run("%deepseek cache stats", timeout=10).stdout
+    k.run("%deepseek cache clear", timeout=10)
+    assert "entries: 0" in k.run("%deepseek cache stats", timeout=10).stdout
+
+
+def test_each_runs_a_template_over_a_list_in_order(srv, k):
+    k.run("langs = ['French', 'German', 'Polish']", timeout=10)
+    r = k.run("%%deepseek --each langs -o res --no-thinking\nSay hello in {item}.", timeout=60)
+    assert r.status == "ok"
+    out = k.run("print([x.status for x in res.responses]); print(len(res.texts))", timeout=30).stdout.split(
+        "\n"
+    )
+    assert out[0] == "['ok', 'ok', 'ok']" and out[1] == "3"
+    prompts = sorted(req.body["messages"][-1]["content"] for req in srv.requests)
+    assert prompts == ["Say hello in French.", "Say hello in German.", "Say hello in Polish."]
+    assert all(len(req.body["messages"]) == 1 for req in srv.requests)  # no history for a batch
+    bad = k.run("%%deepseek --each nothing_here\n{item}", timeout=10)
+    assert bad.status == "error" and "nothing_here" in bad.error.evalue
+
+
+def test_stats_line_magic(srv, k):
+    srv.enqueue(Script(text="x", reasoning=""))
+    k.run("%%deepseek --no-history\nq", timeout=30)
+    out = k.run("%deepseek stats", timeout=30)
+    assert out.status == "ok" and "requests:" in out.stdout

@@ -24,6 +24,7 @@ def test_notebook_runs_without_errors(path, monkeypatch, tmp_path):
         monkeypatch.setenv("DEEPSEEK_BASE_URL", srv.url)
         monkeypatch.setenv("DS_MAGIC_OFFLINE", "1")
         monkeypatch.setenv("IPYTHONDIR", str(tmp_path))
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the response cache stays in the test
         nb = nbformat.read(path, as_version=4)
         NotebookClient(
             nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
