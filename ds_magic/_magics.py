@@ -631,6 +631,13 @@ def load_ipython_extension(ip: Any) -> None:
         _state.prev_sigint = kernel.saved_sigint_handler
         kernel.saved_sigint_handler = _idle_sigint
         _state.sigint_installed = True
+        # Loaded at kernel start-up (not inside a message handler) the idle handler is installed
+        # right now; inside a cell, ipykernel's post_handler_hook installs saved_sigint_handler.
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            try:
+                signal.signal(signal.SIGINT, _idle_sigint)
+            except ValueError:  # not the main thread
+                pass
 
 
 def unload_ipython_extension(ip: Any) -> None:

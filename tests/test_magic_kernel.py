@@ -291,3 +291,15 @@ def test_stats_line_magic(srv, k):
     k.run("%%deepseek --no-history\nq", timeout=30)
     out = k.run("%deepseek stats", timeout=30)
     assert out.status == "ok" and "requests:" in out.stdout
+
+
+def test_interrupt_while_idle_stops_background_stream(srv, k):
+    srv.enqueue(Script(text="word " * 800, reasoning="", tokens_per_second=50))
+    assert k.run("%%deepseek --bg -o bg2 --no-history\nlong", timeout=10).status == "ok"
+    k.wait_for(lambda: srv.active == 1, 10)
+    time.sleep(0.3)  # the kernel is idle now: SIGINT would be ignored without our hook
+    t0 = time.monotonic()
+    k.interrupt()
+    d = srv.wait_for_disconnect(5)
+    assert d is not None and d.time - t0 < 0.5
+    assert "cancelled" in k.run("import time; time.sleep(0.2); print(bg2.status)", timeout=10).stdout
