@@ -149,8 +149,8 @@ class _Watchdog:
             self.handle = None
 
 
-async def run_request(resp: Response, http: httpx.AsyncClient, spec: RequestSpec) -> None:
-    """Run ``spec`` and record everything into ``resp``; never raises (except engine shutdown)."""
+def bind_cancel(resp: Response) -> asyncio.Task[Any]:
+    """Make ``resp.cancel()`` (from any thread) cancel the current engine task; return that task."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -159,6 +159,13 @@ async def run_request(resp: Response, http: httpx.AsyncClient, spec: RequestSpec
         loop.call_soon_threadsafe(task.cancel)
 
     resp._set_canceller(cancel_task)
+    return task
+
+
+async def run_request(resp: Response, http: httpx.AsyncClient, spec: RequestSpec) -> None:
+    """Run ``spec`` and record everything into ``resp``; never raises (except engine shutdown)."""
+    loop = asyncio.get_running_loop()
+    task = bind_cancel(resp)
     lock = spec.lock
     locked = False
     dog: _Watchdog | None = None

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
-import importlib
 import inspect
 import logging
 import re
@@ -406,14 +405,8 @@ class BatchResult:
                     "retries": r.retries,
                 }
             )
-        if as_dataframe is False:
-            return rows
-        try:
-            pd = importlib.import_module("pandas")  # optional, and never at import time
-        except ImportError:
-            if as_dataframe:
-                raise ImportError("a DataFrame needs pandas: pip install pandas") from None
-            return rows
+        from .records import _table
+
         columns = [
             "input",
             "text",
@@ -426,7 +419,7 @@ class BatchResult:
             "cached",
             "retries",
         ]
-        return pd.DataFrame(rows, columns=columns, index=self.index)
+        return _table(rows, columns, as_dataframe, index=self.index)
 
     @property
     def progress(self) -> BatchProgress:

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from ._runner import RequestSpec, run_request
+from ._runner import RequestSpec, bind_cancel, run_request
 from .errors import DeepSeekError
 from .response import Response
 from .types import AnswerDelta, ReasoningDelta, ToolCallDelta, Usage, UsageEvent
@@ -341,14 +341,7 @@ async def run_cached(
     The key needs the final message list, which for a conversation exists only once the previous
     turn is stored, so the conversation lock and ``prepare`` are taken here, before the lookup.
     """
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-
-    def cancel_task() -> None:
-        loop.call_soon_threadsafe(task.cancel)
-
-    resp._set_canceller(cancel_task)
+    task = bind_cancel(resp)
     lock = spec.lock
     locked = False
     try:

@@ -197,7 +197,10 @@ def get_records(prices: PricesArg | None = None) -> list[RunRecord]:
     return [r.repriced(prices) for r in out] if prices is not None else out
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str], as_dataframe: bool | None) -> Any:
+def _table(
+    rows: list[dict[str, Any]], columns: list[str], as_dataframe: bool | None, index: Any = None
+) -> Any:
+    """A DataFrame of ``rows`` when pandas is there (or asked for), else the rows themselves."""
     if as_dataframe is False:
         return rows
     try:
@@ -206,7 +209,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str], as_dataframe: bool | 
         if as_dataframe:
             raise ImportError("a DataFrame needs pandas: pip install pandas") from None
         return rows
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns, index=index)
 
 
 _COLUMNS = list(RunRecord.__dataclass_fields__)
