@@ -421,13 +421,24 @@ class DeepSeekMagics(Magics):
         if call.args.each:
             return await self._start_batch(call)
         resp, view = self._start(call, mode)
+        interrupted = False
         try:
             await resp._await_done()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            # ■: ipykernel cancels the cell's task and _await_done has already cancelled the request.
+            # The user asked for it, so say what happened in one line rather than show a traceback
+            # through asyncio; the cell still fails, so Run All stops here.
+            interrupted = True
         finally:
             for _ in range(100):
                 if view.wait_finalized(0):
                     break
                 await asyncio.sleep(0.01)
+        if interrupted:
+            raise DeepSeekCellError(
+                f"Interrupted: the request was stopped after {resp.timing.tokens} tokens; "
+                "the partial answer is kept in the history, marked cancelled."
+            )
         return self._result(call, resp)
 
     # ------------------------------------------------------------------ line subcommands
