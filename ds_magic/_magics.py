@@ -638,8 +638,10 @@ def load_ipython_extension(ip: Any) -> None:
     if _transform not in ip.input_transformers_cleanup:
         ip.input_transformers_cleanup.append(_transform)
     kernel = getattr(ip, "kernel", None)
-    if kernel is not None and hasattr(kernel, "saved_sigint_handler"):
-        _state.prev_sigint = kernel.saved_sigint_handler
+    if kernel is not None and hasattr(kernel, "pre_handler_hook"):
+        # ipykernel creates saved_sigint_handler in its first pre_handler_hook, so at start-up
+        # (extensions load before any message) it does not exist yet.
+        _state.prev_sigint = getattr(kernel, "saved_sigint_handler", None)
         kernel.saved_sigint_handler = _idle_sigint
         _state.sigint_installed = True
         # Loaded at kernel start-up (not inside a message handler) the idle handler is installed
