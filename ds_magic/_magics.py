@@ -119,6 +119,10 @@ class DeepSeekMagics(Magics):
     cache = Bool(
         False, help="Replay identical requests from the on-disk response cache (costs nothing)."
     ).tag(config=True)
+    resume = Int(
+        2,
+        help="Resume a stream that drops mid-answer at most this many times (chat prefix completion on the beta endpoint); 0 = off.",
+    ).tag(config=True)
     batch_concurrency = Int(8, help="Requests in flight for %%deepseek --each (lowered on 429).").tag(
         config=True
     )
@@ -128,11 +132,15 @@ class DeepSeekMagics(Magics):
         key = _state.api_key
         try:
             with _state.lock:
-                ident = (key or "", self.base_url, self.timeout)
+                ident = (key or "", self.base_url, self.timeout, self.resume)
                 client = _state.clients.get(ident)
                 if client is None:
                     client = Client(
-                        api_key=key, base_url=self.base_url or None, timeout=self.timeout, model=self.model
+                        api_key=key,
+                        base_url=self.base_url or None,
+                        timeout=self.timeout,
+                        model=self.model,
+                        resume=self.resume,
                     )
                     _state.clients[ident] = client
                 return client

@@ -9,8 +9,8 @@ cancelled request should stop generating (kernel-and-widgets.md §6).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -27,7 +27,7 @@ from .errors import (
     _PartialMixin,
 )
 from .response import Response
-from .types import StatusEvent
+from .types import AnswerDelta, Event, ReasoningDelta, StatusEvent, Usage, UsageEvent
 
 __all__ = ["Timeout", "RequestSpec", "run_request"]
 
@@ -76,6 +76,10 @@ class RequestSpec:
     prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     lock: asyncio.Lock | None = None
     on_event: Callable[[Any], None] | None = None
+    # Resume a stream that breaks after text arrived, at most this many times, by prefix completion
+    # on ``resume_url`` (the beta endpoint; deepseek-api.md §4.3). 0 or no URL: never.
+    resume: int = 0
+    resume_url: str | None = None
 
 
 class _Watchdog:
@@ -177,7 +181,7 @@ async def run_request(resp: Response, http: httpx.AsyncClient, spec: RequestSpec
         resp.request = body
         resp._start_clock()
         dog = _Watchdog(loop, task, spec.timeout)
-        await _attempts(resp, http, spec, body, dog)
+        await _run_with_resume(resp, http, spec, body, dog)
     except asyncio.CancelledError:
         partial = resp.text_so_far
         if dog is not None and dog.fired:
@@ -192,7 +196,10 @@ async def run_request(resp: Response, http: httpx.AsyncClient, spec: RequestSpec
                 raise  # not ours (engine shutdown): let it propagate
             _uncancel(task)
     except DeepSeekError as exc:
-        if isinstance(exc, _PartialMixin):
+        if isinstance(exc, StreamInterruptedError):
+            # Built where the stream broke; the message should say what was kept.
+            exc = StreamInterruptedError(exc.detail, resp.text_so_far, resp.reasoning)
+        elif isinstance(exc, _PartialMixin):
             exc.partial, exc.partial_reasoning = resp.text_so_far, resp.reasoning
         started = bool(resp.text_so_far or resp.reasoning or resp.tool_calls)
         resp._finish("interrupted" if started and not isinstance(exc, APIStatusError) else "error", exc)
@@ -225,8 +232,17 @@ async def _sleep_before_retry(
 
 
 async def _attempts(
-    resp: Response, http: httpx.AsyncClient, spec: RequestSpec, body: dict[str, Any], dog: _Watchdog
+    resp: Response,
+    http: httpx.AsyncClient,
+    spec: RequestSpec,
+    body: dict[str, Any],
+    dog: _Watchdog,
+    url: str | None = None,
+    received: _Received | None = None,
+    stitch: _Stitch | None = None,
 ) -> None:
+    url = url or spec.url
+    received = received if received is not None else _Received()
     retry = spec.retry
     timeout = spec.timeout
     http_timeout = httpx.Timeout(
@@ -235,11 +251,11 @@ async def _attempts(
     attempt = 0
     while True:
         dog.begin_attempt()
-        request = http.build_request("POST", spec.url, headers=spec.headers, json=body, timeout=http_timeout)
+        request = http.build_request("POST", url, headers=spec.headers, json=body, timeout=http_timeout)
         try:
             response = await http.send(request, stream=True)
         except httpx.TransportError as exc:
-            err = error_from_transport(exc, spec.url, timeout.connect)
+            err = error_from_transport(exc, url, timeout.connect)
             if attempt < retry.max_retries:
                 attempt += 1
                 await _sleep_before_retry(resp, spec, dog, retry.backoff(attempt - 1), _short(err), attempt)
@@ -269,7 +285,7 @@ async def _attempts(
                     f"expected an event stream but the server sent {ctype or 'no content type'}",
                     raw[:200].decode("utf-8", "replace"),
                 )
-            got_bytes = await _read_stream(resp, response, dog, spec)
+            got_bytes = await _read_stream(resp, response, dog, spec, received, stitch)
             if got_bytes is None:
                 return
             # Nothing arrived before the connection broke: still safe to retry.
@@ -300,11 +316,17 @@ async def _read_limited(response: httpx.Response) -> bytes:
 
 
 async def _read_stream(
-    resp: Response, response: httpx.Response, dog: _Watchdog, spec: RequestSpec
+    resp: Response,
+    response: httpx.Response,
+    dog: _Watchdog,
+    spec: RequestSpec,
+    received: _Received | None = None,
+    stitch: _Stitch | None = None,
 ) -> bool | None:
     """Read the event stream into ``resp``. Returns None when it ended properly, False if the
     connection broke before any byte arrived (retryable); raises on any later failure."""
     parser = ChunkParser()
+    note = received.note if received is not None else None
     push = resp._push
     push_many = resp._push_many
     got_bytes = False
@@ -329,6 +351,10 @@ async def _read_stream(
                 queued_said = True
                 push(StatusEvent("waiting (queued by DeepSeek)"))
             if events:
+                if stitch is not None:
+                    events = stitch(events)
+                if note is not None:
+                    note(events)
                 push_many(events)
             if parser.done:
                 # Nothing after [DONE] is parsed, but the (tiny) rest of the body is read so the
@@ -361,3 +387,224 @@ def _transport_detail(exc: Exception) -> str:
     if isinstance(exc, httpx.RemoteProtocolError):
         return f"the server closed the connection mid-answer ({text})"
     return f"the connection broke mid-answer ({text})"
+
+
+# ---------------------------------------------------------------- resume after a dropped stream
+
+
+@dataclass
+class _Received:
+    """What the server sent, as sent: the prefix for a resume. Response may show a masked copy
+    (a content filter), so the runner keeps its own."""
+
+    answer: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    tool_calls: bool = False
+    pieces: int = 0
+    usage: Usage | None = None
+
+    def note(self, events: Sequence[Event]) -> None:
+        for ev in events:
+            kind = ev.kind
+            if kind == "answer":
+                self.answer.append(ev.text)  # type: ignore[union-attr]
+                self.pieces += 1
+            elif kind == "reasoning":
+                self.reasoning.append(ev.text)  # type: ignore[union-attr]
+                self.pieces += 1
+            elif kind == "tool_call":
+                self.tool_calls = True
+            elif kind == "usage":
+                self.usage = ev.usage  # type: ignore[union-attr]
+
+
+class _PrefixStrip:
+    """Drops the prefix if a continuation starts by repeating it.
+
+    deepseek-api.md §4.3: the continuation is believed to hold only the new text, "verify; the
+    client should cope with either". Text is held only while it still matches the prefix; the
+    first differing character releases it. Prefixes shorter than ``MIN`` are never stripped: a
+    continuation that happens to start with the same few characters is more likely than an echo.
+    """
+
+    MIN = 8
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.buf = ""
+        self.deciding = len(prefix) >= self.MIN
+
+    def feed(self, text: str) -> str:
+        if not self.deciding:
+            return text
+        self.buf += text
+        n = min(len(self.buf), len(self.prefix))
+        if self.buf[:n] != self.prefix[:n]:
+            return self.flush()
+        if len(self.buf) >= len(self.prefix):
+            self.deciding = False
+            out, self.buf = self.buf[len(self.prefix) :], ""
+            return out
+        return ""
+
+    def flush(self) -> str:
+        self.deciding = False
+        out, self.buf = self.buf, ""
+        return out
+
+
+class _Stitch:
+    """Joins a resumed stream to what was already shown: no repeated prefix, no second reasoning."""
+
+    def __init__(self, answer: str, reasoning: str, dropped: Usage | None) -> None:
+        self.answer = _PrefixStrip(answer)
+        self.reasoning = _PrefixStrip(reasoning)
+        # The drop came after the answer had started: the reasoning was complete, so any reasoning
+        # the resumed request sends is not part of this answer.
+        self.reasoning_done = bool(answer)
+        self.dropped = dropped
+
+    def __call__(self, events: Sequence[Event]) -> list[Event]:
+        out: list[Event] = []
+        for ev in events:
+            kind = ev.kind
+            if kind == "answer":
+                text = self.answer.feed(ev.text)  # type: ignore[union-attr]
+                if text:
+                    out.append(AnswerDelta(text))
+            elif kind == "reasoning":
+                if self.reasoning_done:
+                    continue
+                text = self.reasoning.feed(ev.text)  # type: ignore[union-attr]
+                if text:
+                    out.append(ReasoningDelta(text))
+            elif kind == "usage" and self.dropped is not None:
+                out.append(UsageEvent(_add_usage(ev.usage, self.dropped)))  # type: ignore[union-attr]
+            else:
+                out.append(ev)
+        return out
+
+    def flush(self) -> list[Event]:
+        out: list[Event] = []
+        text = self.reasoning.flush()
+        if text and not self.reasoning_done:
+            out.append(ReasoningDelta(text))
+        text = self.answer.flush()
+        if text:
+            out.append(AnswerDelta(text))
+        return out
+
+
+def _add_usage(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+        reasoning_tokens=a.reasoning_tokens + b.reasoning_tokens,
+        cache_hit_tokens=a.cache_hit_tokens + b.cache_hit_tokens,
+        cache_miss_tokens=a.cache_miss_tokens + b.cache_miss_tokens,
+    )
+
+
+def _dropped_usage(received: _Received, body: dict[str, Any]) -> Usage:
+    """What the broken attempt cost, for the total: its own usage if it got that far, else an
+    estimate (a dropped stream rarely reaches its usage chunk). The prompt was billed in full and
+    each streamed piece is about one token; counting the prompt as cache misses errs on the side
+    of a higher estimate, never a lower one."""
+    if received.usage is not None:
+        return received.usage
+    from .conversation import estimate_tokens
+
+    prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in body.get("messages", ()))
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=received.pieces,
+        reasoning_tokens=len(received.reasoning),
+        cache_miss_tokens=prompt,
+    )
+
+
+def resume_body(body: dict[str, Any], answer: str, reasoning: str) -> dict[str, Any]:
+    """The request that continues ``body`` from a partial answer by chat prefix completion.
+
+    deepseek-api.md §4.3: the same history plus a last ``{"role": "assistant", "content": <partial>,
+    "prefix": true}``; a drop during the reasoning passes the partial ``reasoning_content`` too. A
+    request that already ended in a prefix message (the user's own prefix completion) gets the
+    partial answer appended to that prefix.
+    """
+    messages = [dict(m) for m in body.get("messages", ())]
+    content = answer
+    if messages and messages[-1].get("role") == "assistant" and messages[-1].get("prefix") is True:
+        content = str(messages.pop().get("content") or "") + answer
+    last: dict[str, Any] = {"role": "assistant", "content": content, "prefix": True}
+    if reasoning and not answer:
+        last["reasoning_content"] = reasoning
+    return {**body, "messages": [*messages, last]}
+
+
+async def _run_with_resume(
+    resp: Response, http: httpx.AsyncClient, spec: RequestSpec, body: dict[str, Any], dog: _Watchdog
+) -> None:
+    received = _Received()
+    stitch: _Stitch | None = None
+    url, request = spec.url, body
+    resumes = 0
+    first_drop: StreamInterruptedError | None = None
+    while True:
+        try:
+            await _attempts(resp, http, spec, request, dog, url, received, stitch)
+        except StreamInterruptedError as exc:
+            if stitch is not None:
+                _push_rest(resp, received, stitch)
+            first_drop = first_drop or exc
+            why = _why_no_resume(spec, received, resumes)
+            if why is not None:
+                if resumes:
+                    raise StreamInterruptedError(
+                        f"{exc.detail} (after {resumes} resume{'s' if resumes > 1 else ''}; {why})"
+                    ) from None
+                raise StreamInterruptedError(f"{exc.detail}; not resumed: {why}") from None
+        except DeepSeekError as exc:
+            if stitch is None:
+                raise  # not a resume: nothing to add
+            _push_rest(resp, received, stitch)
+            # The resume request itself failed: the answer is still the partial one, interrupted.
+            assert first_drop is not None
+            raise StreamInterruptedError(f"{first_drop.detail}; resuming failed: {exc}") from None
+        else:
+            if stitch is not None:
+                _push_rest(resp, received, stitch)
+            return
+        resumes += 1
+        resp.resumes = resumes
+        answer, reasoning = "".join(received.answer), "".join(received.reasoning)
+        resp._push(
+            StatusEvent(
+                f"connection dropped after {received.pieces} tokens; resuming ({resumes} of {spec.resume})…"
+            )
+        )
+        dropped = _dropped_usage(received, request)
+        if stitch is not None and stitch.dropped is not None:
+            dropped = _add_usage(dropped, stitch.dropped)
+        stitch = _Stitch(answer, reasoning, dropped)
+        received.usage = None
+        url = spec.resume_url or spec.url
+        request = resume_body(body, answer, reasoning)
+
+
+def _push_rest(resp: Response, received: _Received, stitch: _Stitch) -> None:
+    rest = stitch.flush()
+    if rest:
+        received.note(rest)
+        resp._push_many(rest)
+
+
+def _why_no_resume(spec: RequestSpec, received: _Received, resumes: int) -> str | None:
+    if not spec.resume or spec.resume_url is None:
+        return "resume is off"
+    if resumes >= spec.resume:
+        return f"already resumed {resumes} times"
+    if received.tool_calls:
+        return "prefix completion cannot continue a tool call"
+    if not received.answer and not received.reasoning:
+        return "nothing had arrived"
+    return None

@@ -45,6 +45,7 @@ def footer_text(resp: Response) -> str:
         status=resp.status,
         retries=resp.retries,
         model=resp.model,
+        resumes=resp.resumes,
     )
 
 

@@ -148,6 +148,7 @@ class Client:
         http_client: httpx.AsyncClient | None = None,
         model: str = DEFAULT_MODEL,
         cache: ResponseCache | bool | None = None,
+        resume: int = 2,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DEEPSEEK_API_KEY", "")
         key = key.strip()
@@ -168,6 +169,11 @@ class Client:
         self._http = http_client
         # Opt-in response cache (cache.py): True = the default file, or a ResponseCache.
         self.cache: ResponseCache | None = _resolve_cache(cache)
+        # A stream that breaks after text arrived is continued by chat prefix completion on the
+        # beta endpoint, at most this many times per answer (deepseek-api.md §4.3); 0 turns it off.
+        if not isinstance(resume, int) or isinstance(resume, bool) or resume < 0:
+            raise ValueError(f"resume must be a whole number of resumes >= 0 (0 = off), got {resume!r}")
+        self.resume = resume
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, api_key='****{self._api_key[-4:] if len(self._api_key) >= 16 else ''}')"
@@ -255,6 +261,8 @@ class Client:
             retry=self.retry,
             prepare=prepare,
             lock=lock,
+            resume=self.resume,
+            resume_url=self._url("/chat/completions", beta=True),
         )
         engine = get_engine()
         http = self._http if self._http is not None else engine.http

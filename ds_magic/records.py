@@ -82,6 +82,8 @@ class RunRecord:
     cost: float | None
     cached: bool
     error_type: str | None
+    #: Times a dropped stream was resumed by prefix completion.
+    resumes: int = 0
 
     @property
     def usage(self) -> Usage:
@@ -124,6 +126,7 @@ class RunRecord:
             cost=cost,
             cached=resp.cached,
             error_type=type(resp.error).__name__ if resp.error is not None else None,
+            resumes=resp.resumes,
         )
 
     def repriced(self, prices: PricesArg) -> RunRecord:
@@ -275,6 +278,7 @@ def stats(*, plot: bool = False, prices: PricesArg | None = None) -> dict[str, A
         "by_status": by_status,
         "cached": sum(r.cached for r in recs),
         "retries": sum(r.retries for r in recs),
+        "resumes": sum(r.resumes for r in recs),
         "tokens": {
             "prompt": sum(r.prompt_tokens for r in recs),
             "completion": sum(r.completion_tokens for r in recs),

@@ -192,6 +192,7 @@ def format_footer(
     status: str = "ok",
     retries: int = 0,
     model: str | None = None,
+    resumes: int = 0,
 ) -> str:
     """One line such as ``deepseek-flash · first token 0.31 s · 212 tokens · 48.2 tok/s · 4.7 s``.
 
@@ -214,6 +215,8 @@ def format_footer(
         parts.append(f"cache hit {cache_hit_tokens:,}")
     if retries:
         parts.append(f"{retries} retr{'y' if retries == 1 else 'ies'}")
+    if resumes:
+        parts.append(f"resumed ×{resumes}")
     if cached:
         parts += ["cached", "$0"]
     elif cost is not None:

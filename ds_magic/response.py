@@ -94,6 +94,8 @@ class Response:
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.retries = 0
+        #: How many times a dropped stream was resumed by prefix completion (Client(resume=...)).
+        self.resumes = 0
         self.cached = False
         self.status_message = ""
         self.created = time.time()

@@ -251,8 +251,8 @@ def test_connection_refused_is_retried_then_reported():
 
 def test_drop_mid_stream_keeps_partial_and_is_not_retried(srv):
     srv.enqueue(Script(text="alpha beta gamma delta epsilon zeta", reasoning="", fault="drop", fault_after=4))
-    resp = make_client(srv).chat("x")
-    with pytest.raises(StreamInterruptedError) as info:
+    resp = make_client(srv, resume=0).chat("x")  # resuming is tests/test_resume.py
+    with pytest.raises(StreamInterruptedError, match="not resumed: resume is off") as info:
         resp.wait()
     assert resp.status == "interrupted"
     assert resp.text_so_far and "alpha beta gamma delta epsilon zeta".startswith(resp.text_so_far)
@@ -262,7 +262,7 @@ def test_drop_mid_stream_keeps_partial_and_is_not_retried(srv):
 
 def test_eof_without_done_is_an_interruption(srv):
     srv.enqueue(Script(text="alpha beta gamma delta", reasoning="", fault="eof_no_done", fault_after=3))
-    resp = make_client(srv).chat("x")
+    resp = make_client(srv, resume=0).chat("x")
     with pytest.raises(StreamInterruptedError, match="DONE"):
         resp.wait()
     assert resp.text_so_far

@@ -624,7 +624,7 @@ def test_disconnect_while_waiting_for_the_first_token(srv: OfflineServer) -> Non
 
 
 def test_max_active_counts_concurrent_requests(srv: OfflineServer) -> None:
-    srv.enqueue(*[Script(text="slow", reasoning="", ttft=0.3)] * 3)
+    srv.enqueue(*[Script(text="slow", reasoning="", ttft=1.5)] * 3)
     results: list[int] = []
 
     def one() -> None:
@@ -635,7 +635,9 @@ def test_max_active_counts_concurrent_requests(srv: OfflineServer) -> None:
     threads = [threading.Thread(target=one) for _ in range(3)]
     for t in threads:
         t.start()
-    time.sleep(0.15)
+    deadline = time.monotonic() + 1.2  # all three are in their 1.5 s wait by then, even on a busy machine
+    while srv.active < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert srv.active == 3
     for t in threads:
         t.join(5)

@@ -210,8 +210,10 @@ def lab(offline_server: OfflineServer, tmp_path_factory: pytest.TempPathFactory)
             proc.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(lab: Lab) -> Iterator[Any]:
+    """Headless Debian Chromium, one per test module: Playwright's sync API keeps an asyncio loop
+    running in this thread while it is open, which would break later tests that call asyncio.run()."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
