@@ -32,6 +32,8 @@ from .types import AnswerDelta, Event, ReasoningDelta, StatusEvent, Usage, Usage
 __all__ = ["Timeout", "RequestSpec", "run_request"]
 
 _MAX_ERROR_BODY = 64 * 1024
+# Seconds to wait for [DONE] (and an OpenAI-style trailing usage chunk) after the finish chunk.
+_AFTER_FINISH = 2.0
 
 
 @dataclass(frozen=True)
@@ -337,8 +339,26 @@ async def _read_stream(
     # We ask for identity encoding; only a compressed answer needs httpx's decoding layers.
     encoded = response.headers.get("content-encoding", "identity").lower() not in ("identity", "")
     body = response.aiter_bytes() if encoded else response.aiter_raw()
+    reads = body.__aiter__()
+    finish_deadline: float | None = None
     try:
-        async for raw in body:
+        while True:
+            if finish_deadline is None:
+                try:
+                    raw = await reads.__anext__()
+                except StopAsyncIteration:
+                    break
+            else:
+                # The finish chunk has come: the answer is complete. Wait a moment for a trailing
+                # usage chunk and [DONE], but a server that then sends only keep-alives (or nothing)
+                # must not hold a finished answer until the idle deadline (deepseek-api.md §2.5).
+                left = finish_deadline - clock()
+                if left <= 0:
+                    break
+                try:
+                    raw = await asyncio.wait_for(reads.__anext__(), left)
+                except (StopAsyncIteration, asyncio.TimeoutError):
+                    break
             got_bytes = True
             events = feed(raw)
             if parser.data_events != seen:
@@ -356,6 +376,8 @@ async def _read_stream(
                 if note is not None:
                     note(events)
                 push_many(events)
+            if finish_deadline is None and parser.finish_reason is not None and not parser.done:
+                finish_deadline = clock() + _AFTER_FINISH
             if parser.done:
                 # Nothing after [DONE] is parsed, but the (tiny) rest of the body is read so the
                 # connection goes back to the pool instead of being closed.

@@ -36,7 +36,9 @@ def cache(tmp_path):
 
 def make_client(srv, cache=None, key=KEY, resume=0) -> Client:
     # resume=0: an interrupted answer stays interrupted here (resuming is tests/test_resume.py).
-    return Client(api_key=key, base_url=srv.url, cache=cache, retry=RetryPolicy(sleep=_no_wait), resume=resume)
+    return Client(
+        api_key=key, base_url=srv.url, cache=cache, retry=RetryPolicy(sleep=_no_wait), resume=resume
+    )
 
 
 def test_miss_then_hit_makes_no_request_and_costs_nothing(srv, cache):

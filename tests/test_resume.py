@@ -33,7 +33,9 @@ def make_client(srv: OfflineServer, **kw) -> Client:
 @pytest.mark.parametrize("fault", ["drop", "eof_no_done"])
 @pytest.mark.parametrize("after", [2, 7, 20])
 def test_dropped_stream_is_resumed_and_stitched_exactly(srv, fault, after):
-    srv.enqueue(Script(text=TEXT, reasoning="", fault=fault, fault_after=after), Script(text=TEXT, reasoning=""))
+    srv.enqueue(
+        Script(text=TEXT, reasoning="", fault=fault, fault_after=after), Script(text=TEXT, reasoning="")
+    )
     resp = make_client(srv).chat("tell me")
     assert resp.text == TEXT
     assert resp.status == "ok" and resp.error is None
@@ -105,7 +107,9 @@ def test_at_most_n_resumes_then_interrupted_with_everything_kept(srv):
     assert resp.resumes == 2
     assert len(srv.requests) == 3
     # Three partial pieces stitched in order: still a prefix of the real answer, nothing repeated.
-    assert TEXT.startswith(resp.text) and len(resp.text) > len(srv.requests[1].body["messages"][-1]["content"])
+    assert TEXT.startswith(resp.text) and len(resp.text) > len(
+        srv.requests[1].body["messages"][-1]["content"]
+    )
     assert "connection" in str(info.value)
 
 
@@ -147,7 +151,9 @@ def test_resumed_cost_is_not_lower_than_an_undisturbed_answer(srv):
     srv.enqueue(Script(text=TEXT, reasoning=""))
     clean = make_client(srv).chat("tell me")
     clean.wait()
-    srv.enqueue(Script(text=TEXT, reasoning="", fault="drop", fault_after=12), Script(text=TEXT, reasoning=""))
+    srv.enqueue(
+        Script(text=TEXT, reasoning="", fault="drop", fault_after=12), Script(text=TEXT, reasoning="")
+    )
     resumed = make_client(srv).chat("tell me")
     resumed.wait()
     assert resumed.usage is not None and clean.usage is not None

@@ -63,7 +63,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _require_browser() -> None:
     problem = None
     if not Path(CHROMIUM).exists():
-        problem = f"Chromium not found at {CHROMIUM}: install it with `apt-get install chromium` (.ci/run does)"
+        problem = (
+            f"Chromium not found at {CHROMIUM}: install it with `apt-get install chromium` (.ci/run does)"
+        )
     else:
         try:
             import playwright.sync_api  # noqa: F401
@@ -310,7 +312,9 @@ class NotebookPage:
             if re.fullmatch(r"\[\d+\]:", count):
                 return count
             time.sleep(0.05)
-        raise AssertionError(f"cell {index} did not finish in {timeout} s (prompt {self.execution_count(index)!r})")
+        raise AssertionError(
+            f"cell {index} did not finish in {timeout} s (prompt {self.execution_count(index)!r})"
+        )
 
     def wait_text(self, index: int, needle: str, timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout

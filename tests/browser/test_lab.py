@@ -116,9 +116,20 @@ def test_hostile_answer_renders_inert(nb, lab, offline):
     nb.output(0).locator(".ds-magic-answer").wait_for(timeout=10_000)
     nb.page.wait_for_timeout(1000)  # give any (wrongly) live element time to load or fire
     nb.screenshot("hostile")
-    out = nb.output(0).locator(OUT)  # the rendered output itself (JupyterLab adds its own svg icons beside it)
+    out = nb.output(0).locator(
+        OUT
+    )  # the rendered output itself (JupyterLab adds its own svg icons beside it)
     assert out.count() == 1
-    for selector in ("img", "script", "svg", "iframe", "image", "a[href^='javascript']", "[onerror]", "[onload]"):
+    for selector in (
+        "img",
+        "script",
+        "svg",
+        "iframe",
+        "image",
+        "a[href^='javascript']",
+        "[onerror]",
+        "[onload]",
+    ):
         assert out.locator(selector).count() == 0, f"{selector} exists in the output DOM"
     assert "<script" in out.inner_text()  # shown as text, escaped
     assert nb.dialogs == []
