@@ -97,6 +97,10 @@ class StreamView:
         self._lock = threading.Lock()
         self._finalized = threading.Event()
         self._closed = False
+        # One bound-method object for add_listener and remove_listener: each ``self._on_event`` is
+        # a new object and remove_listener matches by identity, so removing a fresh one left this
+        # view (and its ~50 closed widgets) attached to a Response that Out[] keeps (soak.py).
+        self._listener = self._on_event
         self._sent_text = self._sent_reasoning = 0
         self._sent_status = ""
         self.status = w.HTML(value=self._status_html("waiting for the first token…"))
@@ -133,7 +137,7 @@ class StreamView:
         from IPython.display import display
 
         display(self.box, display_id=self.display_id)
-        self.resp.add_listener(self._on_event)
+        self.resp.add_listener(self._listener)
         self.resp.add_done_callback(lambda _r: self.finalize())
 
     # ---------------------------------------------------------------- engine thread
@@ -230,7 +234,7 @@ class StreamView:
         from IPython.display import update_display
 
         update_display(self.static_bundle(), raw=True, display_id=self.display_id)
-        self.resp.remove_listener(self._on_event)
+        self.resp.remove_listener(self._listener)
         _close_tree(self.box)
 
     def wait_finalized(self, timeout: float = 5.0) -> bool:

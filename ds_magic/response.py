@@ -221,7 +221,9 @@ class Response:
 
     def remove_listener(self, fn: Callable[[Event], None]) -> None:
         with self._lock:
-            self._listeners = tuple(f for f in self._listeners if f is not fn)
+            # ==, not `is`: each `obj.method` access makes a new bound-method object, and equal
+            # ones must match, or a view stays attached (and alive) after it is done.
+            self._listeners = tuple(f for f in self._listeners if f != fn)
 
     def add_done_callback(self, fn: Callable[[Response], None]) -> None:
         """Call ``fn(response)`` when the request ends (at once if it already has)."""
