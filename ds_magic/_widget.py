@@ -1,8 +1,8 @@
 """The live view of one ``Response`` in a notebook: a view only, no HTTP or history logic.
 
 While the answer streams, ipywidgets show the status line, a collapsible thinking section, the
-answer and a Cancel button. Updates are written by the engine thread (the one writer of these
-widgets), throttled: the first token at once, then at most one update per ``throttle_ms``, and a
+answer and a Cancel button. Updates are written by the listener thread (_pump.py; the one writer of
+these widgets, so a slow frontend never holds up the engine), throttled: the first token at once, then at most one update per ``throttle_ms``, and a
 final full update (kernel-and-widgets.md §9.5). At the end the widgets are replaced, through the
 same display id, by a static output (safe HTML + text/plain) and closed, so a saved notebook shows
 the answer without widget state and long sessions do not pile up comms.
@@ -140,10 +140,12 @@ class StreamView:
         self.resp.add_listener(self._listener)
         self.resp.add_done_callback(lambda _r: self.finalize())
 
-    # ---------------------------------------------------------------- engine thread
+    # ---------------------------------------------------------------- listener thread (_pump.py)
     def _on_event(self, ev: Event) -> None:
         if ev.kind == "status":
-            self.status.value = self._status_html(ev.message)
+            with self._lock:
+                if not self._closed:  # listeners run on their own thread: the view may be final already
+                    self.status.value = self._status_html(ev.message)
             return
         if ev.kind not in ("answer", "reasoning", "tool_call"):
             return

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from typing import Any
 
+from ._pump import Mailbox, pump
 from .errors import DeepSeekError
 from .types import (
     AnswerDelta,
@@ -40,10 +41,12 @@ _MERGEABLE = (AnswerDelta, ReasoningDelta)
 class _Reader:
     """One reader's pending events, merged while it is not looking."""
 
-    __slots__ = ("pending", "loop", "wake", "woken")
+    __slots__ = ("pending", "loop", "wake", "woken", "max_pending")
 
     def __init__(self, snapshot: list[Event], loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.pending: list[Event] = snapshot
+        #: The longest the pending list has been: what a slow reader costs (benchmarks/backpressure.py).
+        self.max_pending = len(snapshot)
         self.loop = loop
         self.wake: asyncio.Event | None = asyncio.Event() if loop is not None else None
         self.woken = False
@@ -56,6 +59,8 @@ class _Reader:
                 p[-1] = type(ev)(last.text + ev.text)
                 return
         p.append(ev)
+        if len(p) > self.max_pending:
+            self.max_pending = len(p)
 
     def notify(self) -> None:
         # Called with the response lock held; one wake-up callback in flight at a time.
@@ -106,7 +111,7 @@ class Response:
         self._calls: dict[int, ToolCall] = {}
         self._readers: list[_Reader] = []
         self._callbacks: list[Callable[[Response], None]] = []
-        self._listeners: tuple[Callable[[Event], None], ...] = ()
+        self._listeners: tuple[Mailbox, ...] = ()
         self._canceller: Callable[[], None] | None = None
         self.cancel_requested = False
         self._displayed_by_view = False
@@ -165,12 +170,8 @@ class Response:
                     r.notify()
                 self._lock.notify_all()
             listeners = self._listeners
-        for fn in listeners:
-            for ev in events:
-                try:
-                    fn(ev)
-                except Exception:
-                    _log.exception("ds_magic: a Response listener failed")
+        if listeners:
+            pump.deliver(listeners, events)  # appends only: listeners run on their own thread
 
     def _set_canceller(self, fn: Callable[[], None]) -> None:
         with self._lock:
@@ -215,15 +216,19 @@ class Response:
             fn()
 
     def add_listener(self, fn: Callable[[Event], None]) -> None:
-        """Call ``fn(event)`` for each event from now on, on the thread that produces it (the engine)."""
+        """Call ``fn(event)`` for each event from now on, in order, on the ``ds-listeners`` thread.
+
+        Never on the engine thread, so a slow ``fn`` cannot hold up reading the socket; while it is
+        busy, consecutive deltas are merged, so it gets fewer, larger events (_pump.py).
+        """
         with self._lock:
-            self._listeners = (*self._listeners, fn)
+            self._listeners = (*self._listeners, Mailbox(fn))
 
     def remove_listener(self, fn: Callable[[Event], None]) -> None:
         with self._lock:
             # ==, not `is`: each `obj.method` access makes a new bound-method object, and equal
             # ones must match, or a view stays attached (and alive) after it is done.
-            self._listeners = tuple(f for f in self._listeners if f != fn)
+            self._listeners = tuple(b for b in self._listeners if b.fn != fn)
 
     def add_done_callback(self, fn: Callable[[Response], None]) -> None:
         """Call ``fn(response)`` when the request ends (at once if it already has)."""
