@@ -44,6 +44,8 @@ _LAZY = {
     "StreamInterruptedError": "errors",
     "StreamDecodeError": "errors",
     "StreamError": "errors",
+    "SecretInPromptError": "errors",
+    "RedactRules": "redact",
     "batch": "batch",
     "BatchResult": "batch",
     "split_text": "split",
@@ -72,6 +74,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         InsufficientBalanceError,
         MissingAPIKeyError,
         RateLimitError,
+        SecretInPromptError,
         ServerError,
         StreamDecodeError,
         StreamError,
@@ -79,6 +82,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
     )
     from .metrics import serve_metrics
     from .records import records, stats
+    from .redact import RedactRules
     from .response import Response
     from .split import split_text
     from .sse import ServerSentEvent, SSEDecoder

@@ -21,7 +21,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Enum, Float, Int, Unicode
+from traitlets import Bool, Enum, Float, Int, List, Unicode
 
 from .client import Client, build_body
 from .conversation import ConversationStore, history_text
@@ -123,6 +123,11 @@ class DeepSeekMagics(Magics):
         2,
         help="Resume a stream that drops mid-answer at most this many times (chat prefix completion on the beta endpoint); 0 = off.",
     ).tag(config=True)
+    redact = List(
+        Unicode(),
+        default_value=[],
+        help="Words masked in every answer as it streams (case-insensitive, whole words); 're:<pattern>' for a regular expression.",
+    ).tag(config=True)
     batch_concurrency = Int(8, help="Requests in flight for %%deepseek --each (lowered on 429).").tag(
         config=True
     )
@@ -132,7 +137,7 @@ class DeepSeekMagics(Magics):
         key = _state.api_key
         try:
             with _state.lock:
-                ident = (key or "", self.base_url, self.timeout, self.resume)
+                ident = (key or "", self.base_url, self.timeout, self.resume, tuple(self.redact))
                 client = _state.clients.get(ident)
                 if client is None:
                     client = Client(
@@ -141,6 +146,7 @@ class DeepSeekMagics(Magics):
                         timeout=self.timeout,
                         model=self.model,
                         resume=self.resume,
+                        filters=list(self.redact) or None,
                     )
                     _state.clients[ident] = client
                 return client
@@ -203,6 +209,8 @@ class DeepSeekMagics(Magics):
         messages = None
         if args.cache or self.cache:
             params["cache"] = True
+        if args.allow_secrets:
+            params["allow_secrets"] = True
         if args.no_history or args.each:
             sys_prompt = system or self.system
             messages = ([{"role": "system", "content": sys_prompt}] if sys_prompt else []) + [
@@ -221,7 +229,7 @@ class DeepSeekMagics(Magics):
             conversation.max_history_tokens = self.max_history_tokens
         params["model"] = model
         try:
-            checked = {k: v for k, v in params.items() if k != "cache"}
+            checked = {k: v for k, v in params.items() if k not in ("cache", "allow_secrets")}
             build_body(
                 messages or [{"role": "user", "content": prompt}], **checked
             )  # clear errors before sending
@@ -232,6 +240,7 @@ class DeepSeekMagics(Magics):
     def _dry_run(self, call: _Call) -> dict[str, Any]:
         params = dict(call.params)
         params.pop("cache", None)
+        params.pop("allow_secrets", None)
         model = params.pop("model")
         if call.conversation is not None:
             thinking_on = params.get("thinking", True) is not False
@@ -382,6 +391,11 @@ class DeepSeekMagics(Magics):
         "--each",
         metavar="VAR",
         help="Run the cell as a template over the list/Series VAR ({item} is each element); no history.",
+    )
+    @argument(
+        "--allow-secrets",
+        action="store_true",
+        help="Send the prompt even if it looks like it holds a secret (an API key, a private key).",
     )
     @argument("words", nargs="*", help="(line magic) a subcommand or a one-line prompt.")
     @line_cell_magic

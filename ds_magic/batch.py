@@ -52,8 +52,10 @@ from .errors import (
     APITimeoutError,
     DeepSeekError,
     RateLimitError,
+    SecretInPromptError,
     StreamInterruptedError,
 )
+from .guard import find_secrets
 from .interpolate import interpolate
 from .pricing import estimate_cost
 from .response import Response
@@ -709,8 +711,14 @@ def batch(
         inputs, index = _as_list(items, "items")
         prompts = [_render(template_or_prompts, x) for x in inputs]
     client = client if client is not None else Client()
+    if not params.get("allow_secrets"):
+        # The outbound guard (guard.py) once, for every item, before anything is sent.
+        for i, p in enumerate(prompts):
+            found = find_secrets(str(p), api_key=client._api_key, where=f"item {i}")
+            if found:
+                raise SecretInPromptError(found)
     # Check the parameters once, here, rather than failing every item on the engine.
-    body_params = {k: v for k, v in params.items() if k not in ("beta", "timeout")}
+    body_params = {k: v for k, v in params.items() if k not in ("beta", "timeout", "allow_secrets")}
     build_body([{"role": "user", "content": "."}], model or client.model, **body_params)
     chat_kwargs: dict[str, Any] = {**params, "model": model, "system": system}
     if cache is not None:

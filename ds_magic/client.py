@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,9 @@ from ._engine import get_engine
 from ._http import body_preview, error_from_response, error_from_transport
 from ._retry import RetryPolicy
 from ._runner import RequestSpec, Timeout, run_request
-from .errors import MissingAPIKeyError
+from .errors import MissingAPIKeyError, SecretInPromptError
+from .guard import check_messages
+from .redact import RedactRules
 from .response import Response
 
 if TYPE_CHECKING:
@@ -149,6 +152,7 @@ class Client:
         model: str = DEFAULT_MODEL,
         cache: ResponseCache | bool | None = None,
         resume: int = 2,
+        filters: RedactRules | Sequence[str | re.Pattern[str]] | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DEEPSEEK_API_KEY", "")
         key = key.strip()
@@ -174,6 +178,9 @@ class Client:
         if not isinstance(resume, int) or isinstance(resume, bool) or resume < 0:
             raise ValueError(f"resume must be a whole number of resumes >= 0 (0 = off), got {resume!r}")
         self.resume = resume
+        # Words and patterns masked in every answer as it streams (redact.py): words, "re:<pattern>"
+        # or compiled patterns. Checked here, so a bad rule is an error now, not mid-stream.
+        self.filters: RedactRules | None = RedactRules.coerce(filters)
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, api_key='****{self._api_key[-4:] if len(self._api_key) >= 16 else ''}')"
@@ -207,6 +214,7 @@ class Client:
         beta: bool = False,
         timeout: Timeout | float | None = None,
         cache: ResponseCache | bool | None = None,
+        allow_secrets: bool = False,
         **params: Any,
     ) -> Response:
         """Start a streaming chat request and return its :class:`Response` at once.
@@ -217,7 +225,11 @@ class Client:
         Parameters: temperature, top_p, max_tokens, stop, response_format, thinking,
         reasoning_effort, tools, tool_choice, user_id, extra_body.
         ``cache`` overrides the client's response cache for this call (False: none).
+        A prompt that looks like it holds a secret (an API key, a private key block, this client's
+        own key) raises :class:`SecretInPromptError` and is not sent, unless ``allow_secrets=True``.
         """
+        if not allow_secrets:
+            self._guard(messages, system)
         model = model or self.model
         prepare = None
         lock = None
@@ -247,7 +259,10 @@ class Client:
                 ]
             body = build_body(msgs, model, **params)
         resp = Response(
-            model=model, request=body, chat=conversation.name if conversation is not None else None
+            model=model,
+            request=body,
+            chat=conversation.name if conversation is not None else None,
+            redact=self.filters,
         )
         if conversation is not None:
             conv, prompt_text = conversation, messages
@@ -274,6 +289,22 @@ class Client:
         else:
             engine.submit(run_request(resp, http, spec))
         return resp
+
+    def _guard(self, messages: str | Sequence[Mapping[str, Any]], system: str | None) -> None:
+        """The outbound secret check (guard.py): what the user is about to send, never the reply."""
+        texts: list[tuple[str, str]] = []
+        if isinstance(messages, str):
+            texts.append(("prompt", messages))
+        else:
+            for i, m in enumerate(messages):
+                content = m.get("content") if isinstance(m, Mapping) else None
+                if isinstance(content, str) and m.get("role") in ("user", "system"):
+                    texts.append((f"message {i + 1}", content))
+        if system:
+            texts.append(("system prompt", system))
+        found = check_messages(texts, api_key=self._api_key)
+        if found:
+            raise SecretInPromptError(found)
 
     # ----------------------------------------------------------------- small JSON endpoints
     def _get_json(self, path: str) -> Any:

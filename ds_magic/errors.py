@@ -23,6 +23,7 @@ them: :func:`redact` scrubs anything that looks like a key from text taken from 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "StreamInterruptedError",
     "StreamDecodeError",
     "StreamError",
+    "SecretInPromptError",
     "redact",
 ]
 
@@ -191,3 +193,19 @@ class StreamError(DeepSeekError, _PartialMixin):
         self.partial = partial
         self.partial_reasoning = partial_reasoning
         super().__init__(f"The server reported an error mid-stream: {server_message} — try again in a moment")
+
+
+class SecretInPromptError(DeepSeekError):
+    """The prompt looks like it holds a secret, so it was not sent (guard.py).
+
+    ``findings`` says what kind and where; the secret itself is never part of the message.
+    """
+
+    def __init__(self, findings: Sequence[Any]) -> None:
+        self.findings = list(findings)
+        first = self.findings[0].describe()
+        more = f" and {len(self.findings) - 1} more" if len(self.findings) > 1 else ""
+        super().__init__(
+            f"Not sent: the prompt contains what looks like {first}{more}. Remove it, "
+            "or pass --allow-secrets (allow_secrets=True) if you really mean to send it."
+        )

@@ -17,6 +17,7 @@ from typing import Any
 
 from ._pump import Mailbox, pump
 from .errors import DeepSeekError
+from .redact import Redactor, RedactRules
 from .types import (
     AnswerDelta,
     Event,
@@ -90,7 +91,14 @@ class Response:
     - ``.cancel()`` stops the request from any thread and closes the HTTP stream.
     """
 
-    def __init__(self, *, model: str, request: dict[str, Any] | None = None, chat: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        model: str,
+        request: dict[str, Any] | None = None,
+        chat: str | None = None,
+        redact: RedactRules | None = None,
+    ) -> None:
         self.model = model
         self.request: dict[str, Any] = request or {}
         self.chat = chat
@@ -120,6 +128,11 @@ class Response:
         self._t_first_answer: float | None = None
         self._t_end: float | None = None
         self._pieces = 0
+        # Masking of configured words/patterns (redact.py): applied to what comes in, so every reader,
+        # listener, the history and the cache only ever see the masked text. None: no cost at all.
+        self._redact: tuple[Redactor, Redactor] | None = (
+            (redact.stream(), redact.stream()) if redact is not None else None
+        )
 
     # ----------------------------------------------------------------- written by the engine
     def _start_clock(self) -> None:
@@ -131,6 +144,46 @@ class Response:
 
     def _push_many(self, events: Sequence[Event]) -> None:
         """Record events (one lock round per network read, not per token) and wake the readers."""
+        if self._redact is not None:
+            events = self._masked(events)
+            if not events:
+                return
+        self._record(events)
+
+    def _masked(self, events: Sequence[Event]) -> list[Event]:
+        assert self._redact is not None
+        answer, reasoning = self._redact
+        out: list[Event] = []
+        for ev in events:
+            if isinstance(ev, AnswerDelta):
+                text = answer.feed(ev.text)
+                if text:
+                    out.append(AnswerDelta(text))
+            elif isinstance(ev, ReasoningDelta):
+                text = reasoning.feed(ev.text)
+                if text:
+                    out.append(ReasoningDelta(text))
+            else:
+                out.append(ev)
+        return out
+
+    def _flush_redacted(self, status: Status) -> None:
+        """At the end, the held-back tails: masked conservatively unless the answer completed."""
+        if self._redact is None or self._done.is_set():
+            return
+        answer, reasoning = self._redact
+        complete = status == "ok"
+        rest: list[Event] = []
+        text = reasoning.flush(complete)
+        if text:
+            rest.append(ReasoningDelta(text))
+        text = answer.flush(complete)
+        if text:
+            rest.append(AnswerDelta(text))
+        if rest:
+            self._record(rest)
+
+    def _record(self, events: Sequence[Event]) -> None:
         now = time.perf_counter()
         with self._lock:
             for ev in events:
@@ -183,6 +236,7 @@ class Response:
     def _finish(
         self, status: Status, error: DeepSeekError | None = None, finish_reason: str | None = None
     ) -> None:
+        self._flush_redacted(status)
         with self._lock:
             if self._done.is_set():
                 return
