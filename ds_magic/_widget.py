@@ -62,7 +62,7 @@ def status_text(resp: Response) -> str:
     if resp.status_message and not resp.text_so_far and not resp.reasoning:
         return resp.status_message
     if resp.text_so_far:
-        return "streaming…"
+        return f"streaming… (resumed ×{resp.resumes})" if resp.resumes else "streaming…"
     if resp.reasoning:
         return "thinking…"
     return "waiting for the first token…"
@@ -138,6 +138,12 @@ class StreamView:
 
         display(self.box, display_id=self.display_id)
         self.resp.add_listener(self._listener)
+        # A status that came before the view was attached (a retry wait, a resume) is shown now.
+        message = self.resp.status_message
+        if message and not self.resp.done:
+            with self._lock:
+                if not self._closed:
+                    self.status.value = self._status_html(message)
         self.resp.add_done_callback(lambda _r: self.finalize())
 
     # ---------------------------------------------------------------- listener thread (_pump.py)

@@ -13,8 +13,8 @@ it is masked rather than shown, so nothing leaks through an early end.
 Rules: a plain string is a word, matched case-insensitively and as a whole word where it starts or
 ends with a letter or digit ("titan" masks "Titan" but not "titanium"); ``re:<pattern>`` or a
 compiled ``re.Pattern`` is a regular expression (Python ``re`` syntax). A pattern that can match
-empty text is refused; one with no upper bound on its length (``\\w+``) is finalised after
-``MAX_WIDTH`` characters.
+empty text is refused. A pattern with no upper bound (``sk-\\w{20,}``) holds a match back only until
+a character arrives that it cannot take.
 """
 
 from __future__ import annotations
@@ -24,27 +24,25 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["MASK", "MAX_WIDTH", "RedactRules", "Redactor"]
+__all__ = ["MASK", "RedactRules", "Redactor"]
 
 MASK = "[redacted]"  # the same whatever the length, so a mask does not tell how long the secret was
-MAX_WIDTH = 512
 _CONTEXT = 64  # raw characters kept before the pending text, for look-behinds and \b
 
-# The stdlib's own regex parser gives a pattern's minimum and maximum match length.
+# The stdlib's own regex parser tells a pattern's shortest match (to refuse empty ones).
 try:
     _sre_parse: Any = importlib.import_module("re._parser")  # Python 3.11+
 except ImportError:  # pragma: no cover - Python 3.10
     _sre_parse = importlib.import_module("sre_parse")
 
 
-def _width(pattern: str, flags: int, shown: str) -> int:
+def _check(pattern: str, flags: int, shown: str) -> None:
     try:
-        lo, hi = _sre_parse.parse(pattern, flags).getwidth()
+        lo, _hi = _sre_parse.parse(pattern, flags).getwidth()
     except re.error as exc:
         raise ValueError(f"redact rule {shown!r} is not a valid regular expression: {exc}") from None
     if lo == 0:
         raise ValueError(f"redact rule {shown!r} can match empty text; make it match at least one character")
-    return int(min(hi, MAX_WIDTH))
 
 
 def _word(word: str) -> str:
@@ -66,7 +64,6 @@ class RedactRules:
         import regex  # partial matching (see the module docstring)
 
         parts: list[str] = []
-        width = 1
         self.rules: list[str] = []
         for rule in rules:
             if isinstance(rule, re.Pattern):
@@ -81,14 +78,13 @@ class RedactRules:
                 raise TypeError(
                     f"a redact rule is a word, 're:<pattern>' or a compiled re.Pattern, not {rule!r}"
                 )
-            width = max(width, _width(pat, flags, shown))
+            _check(pat, flags, shown)
             letters = "".join(ch for flag, ch in _FLAG_LETTERS if flags & flag)
             parts.append(f"(?{letters}:{pat})" if letters else f"(?:{pat})")
             self.rules.append(shown)
         if not parts:
             raise ValueError("no redact rules given")
         self.mask = mask
-        self.width = width
         self.pattern: Any = regex.compile("|".join(parts), regex.VERSION0)
 
     def __repr__(self) -> str:
@@ -146,17 +142,20 @@ class Redactor:
         buf = self.context + self.pending
         start = pos = len(self.context)
         n = len(buf)
-        # A match starting before ``final_before`` has all the characters it could use. At an early
-        # end, nothing from the first place a match could still begin is final: it gets masked.
-        if end == "early":
-            final_before = self._hold_from(buf, pos, n)
-        else:
-            final_before = n if end else n - (rules.width - 1)
+        # At an early end nothing from the first place a match could still begin is final: it gets
+        # masked. Otherwise a match is final once no match starting where it starts could run past
+        # what has arrived (so it can neither grow nor give way to a longer alternative).
+        final_before = self._hold_from(buf, pos, n) if end == "early" else n
         out: list[str] = []
         while True:
             m = pat.search(buf, pos)
-            if m is None or m.start() >= final_before or (end != "complete" and m.end() == n):
-                break  # (a match that reaches the end of what arrived may still grow)
+            if m is None or m.start() >= final_before:
+                break
+            if end is None and (
+                self._hold_from(buf, pos, n) < m.start()  # an earlier match may still form
+                or pat.fullmatch(buf, m.start(), partial=True) is not None
+            ):
+                break
             out.append(buf[pos : m.start()])
             out.append(mask)
             pos = m.end()

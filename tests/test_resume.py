@@ -189,3 +189,21 @@ def test_conversation_stores_the_stitched_answer(srv):
     resp.wait()
     time.sleep(0.05)
     assert conv.turns[-1].role == "assistant" and conv.turns[-1].content == TEXT
+
+
+def test_notebook_shows_the_resume_in_the_footer_and_records_it(srv, kernel_factory):
+    k = kernel_factory(env={"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": srv.url})
+    srv.enqueue(
+        Script(text=TEXT, reasoning="", fault="drop", fault_after=8, tokens_per_second=200),
+        Script(text=TEXT, reasoning="", tokens_per_second=200),
+    )
+    mark = k.mark()
+    assert k.run("%%deepseek -o ans\ntell me", timeout=30).status == "ok"
+    finals = [m for m in k.all_iopub[mark:] if m["msg_type"] == "update_display_data"]
+    assert finals and "resumed ×1" in finals[-1]["content"]["data"]["text/plain"]
+    statuses = str([m["content"] for m in k.all_iopub[mark:] if m["msg_type"] == "comm_msg"])
+    assert "resumed ×1" in statuses  # the live status line said so
+    out = k.run(
+        "import ds_magic; print(ans.text == %r, ds_magic.stats()['resumes'])" % TEXT, timeout=10
+    ).stdout
+    assert out.split() == ["True", "1"]
