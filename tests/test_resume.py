@@ -203,7 +203,6 @@ def test_notebook_shows_the_resume_in_the_footer_and_records_it(srv, kernel_fact
     assert finals and "resumed ×1" in finals[-1]["content"]["data"]["text/plain"]
     statuses = str([m["content"] for m in k.all_iopub[mark:] if m["msg_type"] == "comm_msg"])
     assert "resumed ×1" in statuses  # the live status line said so
-    out = k.run(
-        "import ds_magic; print(ans.text == %r, ds_magic.stats()['resumes'])" % TEXT, timeout=10
-    ).stdout
+    code = f"import ds_magic; print(ans.text == {TEXT!r}, ds_magic.stats()['resumes'])"
+    out = k.run(code, timeout=10).stdout
     assert out.split() == ["True", "1"]
