@@ -17,10 +17,21 @@ from collections.abc import Callable, Sequence
 
 from .types import AnswerDelta, Event, ReasoningDelta
 
-__all__ = ["Mailbox", "pump"]
+__all__ = ["Mailbox", "merge_append", "pump"]
 
 _log = logging.getLogger("ds_magic")
 _MERGEABLE = (AnswerDelta, ReasoningDelta)
+
+
+def merge_append(pending: list[Event], ev: Event) -> None:
+    """Append ``ev``, merging it into the last event when both are deltas of the same kind: a slow
+    consumer then gets fewer, larger pieces instead of a growing backlog."""
+    if pending and isinstance(ev, _MERGEABLE):
+        last = pending[-1]
+        if type(last) is type(ev):
+            pending[-1] = type(ev)(last.text + ev.text)
+            return
+    pending.append(ev)
 
 
 class Mailbox:
@@ -39,12 +50,7 @@ class Mailbox:
         """Add events (merging deltas); True if the mailbox must be scheduled. Caller holds the pump lock."""
         p = self.pending
         for ev in events:
-            if p and isinstance(ev, _MERGEABLE):
-                last = p[-1]
-                if type(last) is type(ev):
-                    p[-1] = type(ev)(last.text + ev.text)
-                    continue
-            p.append(ev)
+            merge_append(p, ev)
         if len(p) > self.max_pending:
             self.max_pending = len(p)
         if self.queued or not p:

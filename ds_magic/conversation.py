@@ -185,6 +185,11 @@ def _exchanges(turns: Sequence[Turn]) -> list[list[Turn]]:
     return groups
 
 
+def _turn_key(t: Turn) -> tuple[Any, ...]:
+    # Everything the wire form depends on; a turn edited in place gets a new key (str hashes are cached).
+    return (id(t), t.role, t.content, t.status, t.reasoning, t.tool_call_id, id(t.tool_calls))
+
+
 def _exchange_messages(group: Sequence[Turn], *, thinking: bool, tools: bool) -> list[dict[str, Any]]:
     answered = {t.tool_call_id for t in group if t.role == "tool" and t.tool_call_id}
     out: list[dict[str, Any]] = []
@@ -236,6 +241,10 @@ class Conversation:
         self.max_history_tokens = max_history_tokens
         self.turns: list[Turn] = []
         self._lock = threading.RLock()
+        # The wire form of each exchange, reused by later requests while its turns are unchanged:
+        # every Response keeps its request, so without this a long conversation kept in Out[]
+        # would hold the whole history once per cell (found by benchmarks/soak.py).
+        self._wire: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
         return f"Conversation(name={self.name!r}, turns={len(self.turns)})"
@@ -375,8 +384,17 @@ class Conversation:
         turns, own_system = self._snapshot()
         sys_text = system if system is not None else own_system
         head: list[dict[str, Any]] = [{"role": "system", "content": sys_text}] if sys_text else []
-        groups = [_exchange_messages(g, thinking=thinking, tools=tools) for g in _exchanges(turns)]
-        history = [g for g in groups if g]
+        cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        groups = []
+        for g in _exchanges(turns):
+            key = (thinking, tools, *map(_turn_key, g))
+            msgs = self._wire.get(key)
+            if msgs is None:
+                msgs = _exchange_messages(g, thinking=thinking, tools=tools)
+            cache[key] = msgs
+            groups.append(msgs)
+        self._wire = cache  # only the exchanges still in the history
+        history = [list(g) for g in groups if g]
         if prompt is not None:
             tail: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         else:

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from typing import Any
 
-from ._pump import Mailbox, pump
+from ._pump import Mailbox, merge_append, pump
 from .errors import DeepSeekError
 from .redact import Redactor, RedactRules
 from .types import (
@@ -36,8 +36,6 @@ __all__ = ["Response"]
 
 _log = logging.getLogger("ds_magic")
 
-_MERGEABLE = (AnswerDelta, ReasoningDelta)
-
 
 class _Reader:
     """One reader's pending events, merged while it is not looking."""
@@ -54,12 +52,7 @@ class _Reader:
 
     def push(self, ev: Event) -> None:
         p = self.pending
-        if p and isinstance(ev, _MERGEABLE):
-            last = p[-1]
-            if type(last) is type(ev):
-                p[-1] = type(ev)(last.text + ev.text)
-                return
-        p.append(ev)
+        merge_append(p, ev)
         if len(p) > self.max_pending:
             self.max_pending = len(p)
 
@@ -241,6 +234,13 @@ class Response:
             if self._done.is_set():
                 return
             self._t_end = time.perf_counter()
+            # A finished answer is kept (Out[], history) long after its stream: one string instead
+            # of a piece per token, and no canceller closure holding the engine task (soak.py).
+            if len(self._text) > 1:
+                self._text = ["".join(self._text)]
+            if len(self._reasoning) > 1:
+                self._reasoning = ["".join(self._reasoning)]
+            self._canceller = None
             self.status = status
             self.error = error
             if finish_reason is not None:

@@ -351,22 +351,6 @@ def test_cancel_mid_stream_closes_socket_fast_and_keeps_partial(srv):
     assert len(resp.text_so_far) == n  # nothing arrives after the cancel
 
 
-def test_cancel_during_retry_wait(srv):
-    gate = threading.Event()
-
-    async def slow_sleep(seconds: float) -> None:
-        gate.set()
-        await asyncio.sleep(30)
-
-    srv.enqueue(Script(status=503), Script(text="never"))
-    client = Client(api_key=KEY, base_url=srv.url, retry=RetryPolicy(sleep=slow_sleep))
-    resp = client.chat("x")
-    assert gate.wait(5)
-    resp.cancel()
-    resp.wait(5)
-    assert resp.status == "cancelled" and len(srv.requests) == 1
-
-
 def test_connection_is_reused_across_requests(srv):
     client = make_client(srv)
     for _ in range(3):
