@@ -53,6 +53,7 @@ _LAZY = {
     "records": "records",
     "stats": "records",
     "serve_metrics": "metrics",
+    "Chat": "chat",
 }
 
 __all__ = sorted([*_LAZY, "load_ipython_extension", "unload_ipython_extension", "__version__"])
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
     from ._runner import Timeout
     from .batch import BatchResult, batch
     from .cache import ResponseCache
+    from .chat import Chat
     from .client import DEFAULT_MODEL, Client
     from .conversation import Conversation, ConversationStore
     from .errors import (

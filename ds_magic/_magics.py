@@ -597,6 +597,13 @@ def _cache_cmd(self: DeepSeekMagics, rest: list[str]) -> Any:
     raise DeepSeekCellError("Usage: %deepseek cache stats | clear")
 
 
+def _chat_cmd(self: DeepSeekMagics, rest: list[str]) -> Any:
+    """``%deepseek chat [NAME]``: an interactive chat widget on conversation NAME (ds_magic/chat.py)."""
+    from .chat import chat_command
+
+    return chat_command(rest)
+
+
 _SUBCOMMANDS = {
     "history": DeepSeekMagics._history,
     "chats": DeepSeekMagics._chats,
@@ -610,6 +617,7 @@ _SUBCOMMANDS = {
     "config": DeepSeekMagics._config,
     "stats": _stats,
     "cache": _cache_cmd,
+    "chat": _chat_cmd,
 }
 
 

@@ -326,6 +326,25 @@ class NotebookPage:
             time.sleep(0.05)
         raise AssertionError(f"{needle!r} never appeared in cell {index}'s output; last: {text[-300:]!r}")
 
+    def poll(self, read: Any, ok: Any, timeout: float = 10) -> Any:
+        """Call ``read()`` until ``ok(value)``; return the value (fail after ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        value = read()
+        while not ok(value):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still {value!r} after {timeout} s")
+            time.sleep(0.05)
+            value = read()
+        return value
+
+    def code_cells(self) -> Any:
+        return self.page.locator(f"{NB} .jp-CodeCell")
+
+    def save(self) -> None:
+        """Ctrl+S, then wait until the tab has no unsaved-changes mark."""
+        self.page.keyboard.press("Control+s")
+        self.page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')", timeout=10_000)
+
     def screenshot(self, step: str, locator: Any = None) -> Path:
         """Save a screenshot of the page (or one element) as test-artifacts/browser/<test>/<nn>-<step>.png."""
         self._shot += 1

@@ -1,0 +1,138 @@
+"""ds_magic.Chat in JupyterLab (headless Chromium): type, Enter, stream, Cancel, send again, code tools.
+
+The chat's front end is ds_magic/_chat_widget.js; these tests press the real keys and buttons, so
+they check what the kernel tests cannot: that Enter sends and Shift+Enter makes a new line without
+triggering the notebook's own shortcuts, that Cancel is clickable while the answer streams, that a
+failed message comes back into the input, and that "Insert as cell" and "Copy" really work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nbformat
+
+from ds_magic.testing import OfflineServer, Script
+
+CELL = 0  # the chat's cell in these notebooks
+
+CODE = "def double(x):\n    return 2 * x"
+
+
+def _open_chat(nb: Any, lab: Any, notebook: str, name: str) -> int:
+    lab.write_notebook(notebook, [f"from ds_magic import Chat\nchat = Chat(chat={name!r})\nchat"])
+    nb.open(notebook)
+    nb.run(CELL)
+    nb.wait_finished(CELL, timeout=30)  # background mode: the cell is done before anything is asked
+    nb.output(CELL).locator(".ds-chat-input").wait_for(timeout=30_000)
+    return CELL
+
+
+def _streaming_text(nb: Any, cell: int) -> str:
+    body = nb.output(cell).locator(".ds-chat-streaming .ds-chat-body")
+    return str(body.inner_text()) if body.count() else ""
+
+
+def test_type_enter_stream_cancel_and_send_again(nb: Any, lab: Any, offline: OfflineServer) -> None:
+    cell = _open_chat(nb, lab, "chat.ipynb", "browser")
+    count = nb.execution_count(cell)
+    cells_before = nb.code_cells().count()
+    chat = nb.output(cell)
+    box = chat.locator(".ds-chat-input")
+
+    # Shift+Enter is a new line in the message (not "run cell"); Enter sends it.
+    offline.enqueue(Script(text="word " * 600, reasoning="", tokens_per_second=30))
+    box.click()
+    nb.page.keyboard.type("first line")
+    nb.page.keyboard.press("Shift+Enter")
+    nb.page.keyboard.type("second line")
+    nb.screenshot("typed")
+    nb.page.keyboard.press("Enter")
+    nb.poll(lambda: len(offline.requests), lambda n: n == 1, 15)
+    assert offline.requests[0].body["messages"][-1]["content"] == "first line\nsecond line"
+    assert box.input_value() == ""  # sent, so the input is empty again
+
+    # The answer streams: the live text grows while the request is open.
+    seen = [len(_streaming_text(nb, cell))]
+    for _ in range(3):
+        seen.append(nb.poll(lambda: len(_streaming_text(nb, cell)), lambda n, last=seen[-1]: n > last, 15))
+    assert offline.active == 1
+    nb.screenshot("streaming")
+
+    # Cancel is clickable while it streams and closes the request.
+    chat.locator(".ds-chat-cancel").click()
+    assert offline.wait_for_disconnect(5) is not None
+    footer = chat.locator(".ds-chat-history .ds-chat-assistant .ds-chat-footer").last
+    nb.poll(lambda: footer.inner_text() if footer.count() else "", lambda t: "cancelled" in t, 15)
+    assert chat.locator(".ds-chat-cancel").is_hidden()
+    nb.screenshot("cancelled")
+
+    # Send again: the new answer (with a code block) arrives after the cancelled one.
+    offline.enqueue(
+        Script(text=f"Here you go:\n\n```python\n{CODE}\n```", reasoning="", tokens_per_second=40)
+    )
+    box.click()
+    nb.page.keyboard.type("and a function, please")
+    nb.page.keyboard.press("Enter")
+    answers = chat.locator(".ds-chat-history .ds-chat-assistant")
+    nb.poll(lambda: answers.count(), lambda n: n == 2, 30)
+    assert "Here you go" in answers.last.inner_text()
+    msgs = [m["content"] for m in offline.requests[-1].body["messages"]]
+    assert (
+        msgs[0] == "first line\nsecond line"
+        and msgs[1].startswith("word")
+        and msgs[-1] == "and a function, please"
+    )
+    nb.screenshot("answered-again")
+
+    # None of these keys reached the notebook: the chat's cell did not run again, no cell was added.
+    assert nb.execution_count(cell) == count
+    assert nb.code_cells().count() == cells_before
+
+
+def test_code_tools_error_inline_and_saved_transcript(nb: Any, lab: Any, offline: OfflineServer) -> None:
+    nb.page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.url)
+    cell = _open_chat(nb, lab, "chat-tools.ipynb", "tools")
+    chat = nb.output(cell)
+    box = chat.locator(".ds-chat-input")
+
+    offline.enqueue(Script(text=f"Use this:\n\n```python\n{CODE}\n```", reasoning=""))
+    box.click()
+    nb.page.keyboard.type("show me code")
+    nb.page.keyboard.press("Enter")
+    answer = chat.locator(".ds-chat-history .ds-chat-assistant").last
+    answer.locator(".ds-chat-copy").wait_for(timeout=30_000)
+
+    # "Copy" puts the code on the clipboard.
+    answer.locator(".ds-chat-copy").click()
+    nb.poll(lambda: answer.locator(".ds-chat-copy").inner_text(), lambda t: t == "Copied", 5)
+    assert nb.page.evaluate("navigator.clipboard.readText()").rstrip("\n") == CODE
+
+    # "Insert as cell" adds a code cell right below the chat's cell, holding the code.
+    before = nb.code_cells().count()
+    answer.locator(".ds-chat-insert").click()
+    nb.poll(lambda: nb.code_cells().count(), lambda n: n == before + 1, 10)
+    inserted = nb.code_cells().nth(1)
+    nb.poll(lambda: inserted.locator(".cm-content").inner_text(), lambda t: t.strip() == CODE, 10)
+    nb.screenshot("inserted")
+
+    # An error shows inline with what to do, and the text comes back into the input.
+    offline.enqueue(Script(status=402))
+    box.click()
+    nb.page.keyboard.type("a question that fails")
+    nb.page.keyboard.press("Enter")
+    error = chat.locator(".ds-chat-history .ds-chat-error")
+    error.wait_for(timeout=30_000)
+    assert "top up" in error.inner_text()
+    nb.poll(lambda: box.input_value(), lambda v: v == "a question that fails", 10)
+    nb.screenshot("error")
+
+    # The saved notebook holds a static transcript next to the widget view.
+    nb.save()
+    saved = nbformat.read(lab.root / "chat-tools.ipynb", as_version=4)  # joins multi-line strings
+    outputs = saved["cells"][0]["outputs"]
+    data = [o for o in outputs if o.get("output_type") == "display_data"][0]["data"]
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert "def double" in data["text/html"] and "show me code" in data["text/plain"]
+    assert "top up" in data["text/plain"]  # the error is part of the record, too
+    assert "<script" not in data["text/html"]
