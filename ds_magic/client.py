@@ -15,13 +15,12 @@ from ._http import body_preview, error_from_response, error_from_transport
 from ._retry import RetryPolicy
 from ._runner import RequestSpec, Timeout, run_request
 from .errors import MissingAPIKeyError, SecretInPromptError
-from .guard import check_messages
-from .redact import RedactRules
 from .response import Response
 
 if TYPE_CHECKING:
     from .cache import ResponseCache
     from .conversation import Conversation
+    from .redact import RedactRules
 
 __all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_MODEL", "build_body"]
 
@@ -180,7 +179,11 @@ class Client:
         self.resume = resume
         # Words and patterns masked in every answer as it streams (redact.py): words, "re:<pattern>"
         # or compiled patterns. Checked here, so a bad rule is an error now, not mid-stream.
-        self.filters: RedactRules | None = RedactRules.coerce(filters)
+        self.filters: RedactRules | None = None
+        if filters is not None:
+            from .redact import RedactRules  # only when asked for: keeps `import ds_magic` light
+
+            self.filters = RedactRules.coerce(filters)
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, api_key='****{self._api_key[-4:] if len(self._api_key) >= 16 else ''}')"
@@ -302,6 +305,8 @@ class Client:
                     texts.append((f"message {i + 1}", content))
         if system:
             texts.append(("system prompt", system))
+        from .guard import check_messages
+
         found = check_messages(texts, api_key=self._api_key)
         if found:
             raise SecretInPromptError(found)

@@ -13,11 +13,10 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._pump import Mailbox, merge_append, pump
 from .errors import DeepSeekError
-from .redact import Redactor, RedactRules
 from .types import (
     AnswerDelta,
     Event,
@@ -31,6 +30,9 @@ from .types import (
     Usage,
     UsageEvent,
 )
+
+if TYPE_CHECKING:
+    from .redact import Redactor, RedactRules
 
 __all__ = ["Response"]
 
