@@ -155,7 +155,7 @@ class StreamView:
             return
         if ev.kind not in ("answer", "reasoning", "tool_call"):
             return
-        size = len(self.resp.text_so_far) + len(self.resp.reasoning)
+        size = self.resp._chars  # not len(text_so_far): that joins every piece, per event
         # Every update resends the whole answer, so a long answer is refreshed less often as it
         # goes on (1/30 of the time so far): the message count then grows with the log of the
         # answer's length, not linearly (about 90 updates for 2,000 tokens at 100 tok/s).

@@ -123,6 +123,7 @@ class Response:
         self._t_first_answer: float | None = None
         self._t_end: float | None = None
         self._pieces = 0
+        self._chars = 0  # answer + reasoning characters so far, without joining the pieces
         # Masking of configured words/patterns (redact.py): applied to what comes in, so every reader,
         # listener, the history and the cache only ever see the masked text. None: no cost at all.
         self._redact: tuple[Redactor, Redactor] | None = (
@@ -185,6 +186,7 @@ class Response:
                 kind = ev.kind
                 if kind == "answer":
                     self._text.append(ev.text)  # type: ignore[union-attr]
+                    self._chars += len(ev.text)  # type: ignore[union-attr]
                     self._pieces += 1
                     if self._t_first_answer is None:
                         self._t_first_answer = now
@@ -192,6 +194,7 @@ class Response:
                             self._t_first = now
                 elif kind == "reasoning":
                     self._reasoning.append(ev.text)  # type: ignore[union-attr]
+                    self._chars += len(ev.text)  # type: ignore[union-attr]
                     self._pieces += 1
                     if self._t_first is None:
                         self._t_first = now
