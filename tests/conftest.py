@@ -53,3 +53,15 @@ def srv(server: OfflineServer) -> OfflineServer:
     """The module's offline server, with its script queue and records cleared."""
     server.reset()
     return server
+
+
+@pytest.fixture(scope="module")
+def module_kernel(server: OfflineServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelSession]:
+    """One real kernel per test module, pointed at the module's offline server (``server``), with
+    its own response-cache folder. Tests that share it must not depend on each other's state."""
+    from offline_helpers import KEY
+
+    cache_home = tmp_path_factory.mktemp("xdg-cache")
+    env = {"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": server.url, "XDG_CACHE_HOME": str(cache_home)}
+    with KernelSession(env=env) as session:
+        yield session

@@ -14,27 +14,18 @@ from typing import Any
 
 import pytest
 from kernel_harness import KernelSession
+from offline_helpers import KEY
 
-from ds_magic.testing import OfflineServer, Script
+from ds_magic.testing import Script
 
-KEY = "sk-chattest0123456789abcdef98765"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 pytestmark = pytest.mark.kernel
 
 
-@pytest.fixture(scope="module")
-def srv():
-    with OfflineServer() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def k(srv, tmp_path_factory):
-    cache_home = tmp_path_factory.mktemp("xdg-cache")
-    env = {"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": srv.url, "XDG_CACHE_HOME": str(cache_home)}
-    with KernelSession(env=env) as session:
-        yield session
+@pytest.fixture
+def k(module_kernel):
+    return module_kernel
 
 
 @pytest.fixture(autouse=True)
