@@ -394,7 +394,7 @@ class Conversation:
             cache[key] = msgs
             groups.append(msgs)
         self._wire = cache  # only the exchanges still in the history
-        history = [list(g) for g in groups if g]
+        history = [g for g in groups if g]  # shared lists: only read below, never changed
         if prompt is not None:
             tail: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         else:

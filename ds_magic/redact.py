@@ -147,18 +147,19 @@ class Redactor:
         # what has arrived (so it can neither grow nor give way to a longer alternative).
         final_before = self._hold_from(buf, pos, n) if end == "early" else n
         out: list[str] = []
+        hold: int | None = None  # where a match could still begin, for the current ``pos``
         while True:
             m = pat.search(buf, pos)
             if m is None or m.start() >= final_before:
                 break
-            if end is None and (
-                self._hold_from(buf, pos, n) < m.start()  # an earlier match may still form
-                or pat.fullmatch(buf, m.start(), partial=True) is not None
-            ):
-                break
+            if end is None:
+                hold = self._hold_from(buf, pos, n, m)
+                if hold < m.start() or pat.fullmatch(buf, m.start(), partial=True) is not None:
+                    break  # an earlier match may still form, or this one may still grow
             out.append(buf[pos : m.start()])
             out.append(mask)
             pos = m.end()
+            hold = None
         if end == "complete":
             out.append(buf[pos:])
             hold = n
@@ -169,24 +170,27 @@ class Redactor:
                 out.append(mask)  # it might have been a secret: do not show its beginning
             hold = n
         else:
-            hold = self._hold_from(buf, pos, n)
+            if hold is None:
+                hold = self._hold_from(buf, pos, n, m)
             out.append(buf[pos:hold])
         consumed = buf[start:hold]
         self.context = (self.context + consumed)[-_CONTEXT:]
         self.pending = buf[hold:]
         return "".join(out)
 
-    def _hold_from(self, buf: str, pos: int, n: int) -> int:
+    def _hold_from(self, buf: str, pos: int, n: int, first: Any = False) -> int:
         """The earliest place at or after ``pos`` from which a match is still possible.
 
         The first complete match there (which the loop in ``_emit`` left alone because it might
         still grow) bounds it. Before that, a partial match (one that runs into the end of what has
         arrived) also counts; ``regex`` reports a complete match in preference to a partial one
         further left, so candidates before the bound are looked for in the text cut at the bound
-        and then confirmed against the whole text.
+        and then confirmed against the whole text. ``first`` is ``pat.search(buf, pos)`` when the
+        caller has it already.
         """
         pat = self.rules.pattern
-        first = pat.search(buf, pos)
+        if first is False:
+            first = pat.search(buf, pos)
         limit = first.start() if first is not None else n
         s = pos
         while s < limit:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 KEY = "sk-test0123456789abcdef0123456789ab"
 
@@ -16,3 +18,13 @@ class Sleeps:
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
         await asyncio.sleep(0.001)
+
+
+def wait_until(cond: Callable[[], object], seconds: float) -> bool:
+    """Poll ``cond`` until it is true or ``seconds`` pass; return whether it became true."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.002)
+    return bool(cond())

@@ -13,7 +13,7 @@ import threading
 import time
 import tracemalloc
 
-from offline_helpers import KEY
+from offline_helpers import KEY, wait_until
 
 from ds_magic import Client
 from ds_magic.testing import Script
@@ -24,15 +24,6 @@ PAUSE = 0.05
 
 def words(n: int) -> str:
     return " ".join(f"w{i}" for i in range(n))
-
-
-def wait_until(cond, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.002)
-    return cond()
 
 
 def test_slow_reader_and_slow_listener_never_hold_back_the_socket(srv):

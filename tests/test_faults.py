@@ -18,12 +18,11 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from offline_helpers import KEY, Sleeps
+from offline_helpers import KEY, Sleeps, wait_until
 
 from ds_magic import (
     APIConnectionError,
@@ -158,15 +157,6 @@ ROWS: dict[str, Row] = {
         text="naïve café — 中文 🎉 " + TEXT,
     ),
 }
-
-
-def wait_until(cond: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return cond()
 
 
 def run_row(srv: OfflineServer, row: Row) -> tuple[Any, Sleeps, float]:
