@@ -138,20 +138,30 @@ class CachedAnswer:
         )
 
 
+_create_lock = threading.Lock()
+
+
 def _create_private(path: Path) -> None:
     """Create the directory (0700) and the file (0600) before SQLite opens it.
 
     SQLite gives the -wal and -shm files the mode of the database file, so they are private too.
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX lock
+    this process holds on it, including those of SQLite connections in other threads, and two
+    writers then corrupt the database (sqlite.org/howtocorrupt.html §2.2). The lock keeps another
+    thread from connecting between our create and our close.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if os.fstat(fd).st_mode & 0o077:
-            os.fchmod(fd, 0o600)  # an older, looser file of ours: tighten it
-    except OSError:
-        pass  # not our file: leave its mode to its owner
-    finally:
-        os.close(fd)
+    with _create_lock:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            try:
+                if os.stat(path).st_mode & 0o077:
+                    os.chmod(path, 0o600)  # an older, looser file of ours: tighten it (by path, no fd)
+            except OSError:
+                pass  # not our file: leave its mode to its owner
+        else:
+            os.close(fd)
 
 
 class ResponseCache:
