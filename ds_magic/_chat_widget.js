@@ -6,6 +6,7 @@
 // go into textContent. Nothing here turns text into markup.
 
 const SEND_DEBOUNCE_MS = 300;
+const EDITING_KEYS = new Set(["enter", "a", "c", "v", "x", "z", "y", "arrowleft", "arrowright", "arrowup", "arrowdown", "backspace", "delete", "home", "end"]);
 
 function h(tag, cls, text) {
   const node = document.createElement(tag);
@@ -158,6 +159,160 @@ function entryNode(entry, el) {
   return node;
 }
 
+// ---------------------------------------------------------------- saved notebooks
+// A widget output names its model by id. Reopened without that model's kernel, JupyterLab shows
+// "Error displaying widget: model not found" unless the notebook's metadata holds the model's state
+// ("widgets" → application/vnd.jupyter.widget-state+json), which ipywidgets restores on open whether
+// or not its "save widget state" setting is on (jupyterlab-manager's restoreWidgets →
+// _loadFromNotebook). That setting is off by default and would save every widget, so instead the
+// chat keeps only its own state there: when the document starts saving (the manager's public
+// `context.saveState` signal, the one ipywidgets uses), each chat still shown in an output is
+// written as a read-only copy marked _ds_saved. Chats no longer shown are dropped, other widgets'
+// entries are left alone. Outside JupyterLab / Notebook 7 (no context) nothing is hooked and the
+// output's text/html transcript is what a reader sees.
+const WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
+const WIDGET_STATE = "application/vnd.jupyter.widget-state+json";
+const HOOK = Symbol.for("ds_magic.chat.saveHook");
+const REF = /^IPY_MODEL_(.+)$/;
+
+function isChatState(entry) {
+  return Boolean(entry && entry.state && typeof entry.state._ds_chat_id === "string" && entry.state._ds_chat_id);
+}
+
+function refsOf(value, out) {
+  if (typeof value === "string") {
+    const m = REF.exec(value);
+    if (m) out.add(m[1]);
+  } else if (Array.isArray(value)) {
+    for (const v of value) refsOf(v, out);
+  } else if (value && typeof value === "object") {
+    for (const v of Object.values(value)) refsOf(v, out);
+  }
+  return out;
+}
+
+function shownModelIds(notebook) {
+  const ids = new Set();
+  const json = notebook.toJSON();
+  for (const cell of json.cells || []) {
+    for (const output of cell.outputs || []) {
+      const view = output.data && output.data[WIDGET_VIEW];
+      if (view && view.model_id) ids.add(view.model_id);
+    }
+  }
+  return ids;
+}
+
+// The model's state as ipywidgets' serialize_state writes it (no binary buffers in a chat).
+function serialized(real) {
+  return {
+    model_name: real.get("_model_name") || real.name,
+    model_module: real.get("_model_module") || real.module,
+    model_module_version: real.get("_model_module_version"),
+    state: real.serialize(real.get_state(true)),
+  };
+}
+
+// The copy a reopened notebook restores: what was on screen, frozen. An answer still streaming
+// becomes an entry that says so; queued and half-typed messages were never sent and are left out.
+function frozen(entry) {
+  const st = { ...entry.state };
+  const live = st.live || {};
+  const entries = [...(st.entries || [])];
+  if (live.id) {
+    entries.push({
+      id: live.id,
+      role: "assistant",
+      model: live.model,
+      html: st.live_html || "",
+      reasoning: st.live_reasoning || "",
+      footer: st.live_info || "",
+      note: "Still streaming when the notebook was saved.",
+    });
+  }
+  Object.assign(st, {
+    entries,
+    live: {},
+    live_html: "",
+    live_reasoning: "",
+    live_info: "",
+    queue: [],
+    busy: false,
+    draft: "",
+    _ds_saved: true,
+  });
+  return { ...entry, state: st };
+}
+
+function keepChats(context, registry) {
+  const notebook = context.model;
+  const getMeta = () => (notebook.getMetadata ? notebook.getMetadata("widgets") : notebook.metadata.get("widgets"));
+  const meta = getMeta() || {};
+  const previous = (meta[WIDGET_STATE] && meta[WIDGET_STATE].state) || {};
+  const shown = shownModelIds(notebook);
+  const state = {};
+  const dropped = new Set();
+  for (const [id, entry] of Object.entries(previous)) {
+    if (isChatState(entry) && !shown.has(id)) dropped.add(id);
+    else state[id] = entry;
+  }
+  for (const [id, real] of registry) {
+    if (!shown.has(id)) continue;
+    const entry = serialized(real);
+    state[id] = entry.state._ds_saved ? entry : frozen(entry);
+    // The models it refers to (its Layout) must be restorable too.
+    for (const dep of refsOf(entry.state, new Set())) {
+      const depModel = registry.deps.get(dep);
+      if (depModel) state[dep] = serialized(depModel);
+    }
+  }
+  // A dropped chat's Layout goes too, unless something kept still refers to it.
+  const stillUsed = refsOf(state, new Set());
+  for (const id of dropped) {
+    for (const dep of refsOf(previous[id].state, new Set())) {
+      if (!stillUsed.has(dep) && !shown.has(dep)) delete state[dep];
+    }
+  }
+  const next = Object.keys(state).length
+    ? { ...meta, [WIDGET_STATE]: { version_major: 2, version_minor: 0, state } }
+    : Object.fromEntries(Object.entries(meta).filter(([k]) => k !== WIDGET_STATE));
+  if (JSON.stringify(next) === JSON.stringify(meta)) return;
+  const empty = Object.keys(next).length === 0;
+  if (notebook.setMetadata) {
+    if (empty) notebook.deleteMetadata("widgets");
+    else notebook.setMetadata("widgets", next);
+  } else if (empty) {
+    notebook.metadata.delete("widgets");
+  } else {
+    notebook.metadata.set("widgets", next);
+  }
+}
+
+// Register this chat's model with its document's save hook (installed once per document).
+function watchSaves(manager, real) {
+  const context = manager && manager.context;
+  if (!context || !context.saveState || !context.model || typeof real.get_state !== "function") return;
+  let registry = context[HOOK];
+  if (!registry) {
+    registry = new Map();
+    registry.deps = new Map();
+    context[HOOK] = registry;
+    context.saveState.connect((_sender, phase) => {
+      if (phase !== "started") return;
+      try {
+        keepChats(context, registry);
+      } catch (err) {
+        console.warn("ds_magic chat: could not keep the chat in the saved notebook", err);
+      }
+    });
+  }
+  registry.set(real.model_id, real);
+  real.once("destroy", () => registry.delete(real.model_id));
+  for (const value of Object.values(real.attributes || {})) {
+    if (value && value.model_id && typeof value.get_state === "function") registry.deps.set(value.model_id, value);
+  }
+}
+
 function render({ model, el }) {
   const root = h("div", "ds-chat");
   const head = h("div", "ds-chat-head");
@@ -273,12 +428,25 @@ function render({ model, el }) {
 
   const drawBusy = () => {
     const busy = model.get("busy");
-    cancel.style.display = busy ? "" : "none";
+    cancel.style.display = busy && !readOnly ? "" : "none";
     root.classList.toggle("ds-chat-busy", busy);
   };
 
+  // Read-only: a copy restored from a saved notebook, or a chat whose kernel has gone (restart,
+  // shutdown). Copy and Insert still work; sending would go nowhere, so the input is hidden.
+  let readOnly = "";
   const drawStatus = () => {
-    status.textContent = model.get("status");
+    status.textContent = readOnly || model.get("status");
+  };
+  const drawReadOnly = (note) => {
+    readOnly = note;
+    root.classList.toggle("ds-chat-static", Boolean(note));
+    inputRow.style.display = note ? "none" : "";
+    newChat.style.display = note ? "none" : "";
+    select.disabled = Boolean(note);
+    if (note) cancel.style.display = "none";
+    else drawBusy();
+    drawStatus();
   };
 
   const doSend = () => {
@@ -292,8 +460,11 @@ function render({ model, el }) {
 
   input.value = model.get("draft") || "";
   input.addEventListener("keydown", (event) => {
-    // Keys typed here are the chat's, not the notebook's shortcuts (Shift+Enter would run the cell).
-    event.stopPropagation();
+    // Keys typed here are the chat's, not the notebook's shortcuts (Shift+Enter would run the cell),
+    // except application shortcuts such as Ctrl+S (save) or Ctrl+Shift+C (command palette); the
+    // text-editing ones (select all, copy, paste, cut, undo, redo) stay with the input.
+    const mod = event.ctrlKey || event.metaKey;
+    if (!mod || EDITING_KEYS.has(event.key.toLowerCase())) event.stopPropagation();
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       doSend();
@@ -334,11 +505,35 @@ function render({ model, el }) {
   drawQueue();
   drawBusy();
   drawStatus();
+  if (model.get("_ds_saved")) drawReadOnly("Saved transcript, read-only. Run this cell to chat again.");
   list.scrollTop = list.scrollHeight;
+
+  // The model behind the proxy: its comm tells a live chat from a dead one, and the save hook
+  // needs its full state.
+  let real = null;
+  const onLiveness = () => {
+    if (!real || model.get("_ds_saved")) return;
+    drawReadOnly(real.comm_live ? "" : "Not connected to a kernel, read-only. Run this cell to chat again.");
+  };
+  const manager = model.widget_manager;
+  const id = model.get("_ds_chat_id");
+  if (id && manager && typeof manager.get_model === "function") {
+    manager
+      .get_model(id)
+      .then((found) => {
+        real = found;
+        if (!real) return;
+        watchSaves(manager, real);
+        real.on("comm_live_update", onLiveness);
+        onLiveness();
+      })
+      .catch((err) => console.warn("ds_magic chat: model lookup failed", err));
+  }
 
   return () => {
     clearTimeout(draftTimer);
     for (const [name, fn] of handlers) model.off(name, fn);
+    if (real) real.off("comm_live_update", onLiveness);
   };
 }
 

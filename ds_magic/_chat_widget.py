@@ -10,6 +10,10 @@ writes ``title``, ``models``, ``entries``, ``live*``, ``queue``, ``busy`` and ``
 the engine thread (chat.py); the front end writes ``model`` (the selector) and ``draft`` (the text
 in the input). Clicks and Enter arrive as custom messages: ``{"event": "send", "text": ...}``,
 ``{"event": "cancel"}``, ``{"event": "new_chat"}``.
+
+Saved notebooks: ``_ds_chat_id`` (the model's own id, set once before display) lets the front end
+find its model, tell a live chat from a saved one, and keep a read-only copy of the chat in the
+notebook's widget-state metadata when JupyterLab or Notebook 7 saves it (see ``_chat_widget.js``).
 """
 
 from __future__ import annotations
@@ -45,3 +49,5 @@ class ChatWidget(anywidget.AnyWidget):
     busy = t.Bool(False).tag(sync=True)
     status = t.Unicode("").tag(sync=True)
     draft = t.Unicode("").tag(sync=True)
+    #: This model's id; marks the chat's state among other widgets' in the notebook metadata.
+    _ds_chat_id = t.Unicode("").tag(sync=True)

@@ -19,10 +19,14 @@ The widget (``_chat_widget.py``) only draws and reports clicks; this module deci
   reaches the page only as kernel-rendered safe HTML; only changed values are sent.
 * **Errors inline**: a failed request shows its one-line message (which says what to do) in the
   chat, and its prompt, with any queued messages, goes back into the input.
-* **Saved notebooks**: the chat is displayed with a display id, in one bundle with a safe
-  ``text/html`` + ``text/plain`` transcript that is refreshed after every answer, so a notebook saved
-  and read without the kernel (nbviewer, GitHub, nbconvert) shows the conversation. ``close()``
-  replaces the widget by that transcript (as ``StreamView.finalize`` does).
+* **Saved notebooks**: the chat's output is the widget plus a safe ``text/html`` + ``text/plain``
+  transcript taken when it was shown (what nbviewer, GitHub and VS Code show). It is not refreshed
+  kernel-side: an ``update_display`` re-renders a widget output, so every refresh would rebuild the
+  live chat (the input loses its focus) and leave the old view listening. Instead, when JupyterLab or
+  Notebook 7 saves, the front end writes a read-only copy of the chat into the notebook's
+  widget-state metadata, which ipywidgets restores on reopen (``_chat_widget.js``): the reopened
+  notebook shows the transcript, not "Error displaying widget". ``close()`` replaces the widget by
+  the static transcript (as ``StreamView.finalize`` does).
 """
 
 from __future__ import annotations
@@ -160,6 +164,7 @@ class Chat:
         # Written here on the caller's thread before anything is displayed; from now on only the
         # engine thread writes to the widget.
         self.widget = ChatWidget(title=chat, model=first, models=names)
+        self.widget._ds_chat_id = self.widget.model_id
         self.widget.entries = self._wire()
         self.widget.status = self._idle_status()
         self.widget.on_msg(self._on_msg)
@@ -562,7 +567,7 @@ class Chat:
             self._cond.notify_all()
 
     def _publish_done(self) -> None:
-        """Show the finished state: entries from the store, no live answer, and a fresh transcript."""
+        """Show the finished state: entries from the store, no live answer."""
         with self.widget.hold_sync():
             self.widget.entries = self._wire()
             self.widget.live = {}
@@ -570,26 +575,16 @@ class Chat:
             self.widget.busy = bool(self._queue)
             self.widget.queue = list(self._queue)
             self.widget.status = self._busy_status() if self._queue else self._idle_status()
-        self._refresh_display()
-
-    def _refresh_display(self) -> None:
-        if not self._shown:
-            return
-        from IPython.display import update_display
-
-        if self._closed:
-            html_text, plain = self.transcript()
-            bundle: dict[str, Any] = {"text/html": html_text, "text/plain": plain}
-        else:
-            bundle = self._bundle()
-        update_display(bundle, raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
 
     def _bundle(self) -> dict[str, Any]:
         shown = self.widget._repr_mimebundle_()
         assert shown is not None  # None only for a widget without a view, which ChatWidget has
         data, _meta = shown
         html_text, plain = self.transcript()
-        return {WIDGET_MIME: data[WIDGET_MIME], "text/html": html_text, "text/plain": plain}
+        # Readers without widgets (GitHub, VS Code's saved file) see this, frozen at display time.
+        note = "Live chat: later turns are in the notebook's widget state; chat.close() writes them here."
+        html_text += f"<div style='color:#888;font-size:0.85em'>{html.escape(note)}</div>"
+        return {WIDGET_MIME: data[WIDGET_MIME], "text/html": html_text, "text/plain": f"{plain}\n\n{note}"}
 
     def _new_chat(self) -> None:
         resp = self._resp

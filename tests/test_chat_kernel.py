@@ -130,21 +130,17 @@ def test_type_send_stream_and_share_history_with_cells(srv, k):
     contents = [m["content"] for m in srv.requests[-1].body["messages"]]
     assert contents[-3:] == ["and now from a cell?", "cell answer", "and again from the chat"]
 
-    # The saved notebook gets the transcript through the display id: safe HTML + text.
-    def transcript_updates() -> list[dict[str, Any]]:
-        return [
-            m["content"]["data"]
-            for m in k.all_iopub
-            if m["msg_type"] == "update_display_data"
-            and m["content"]["transient"]["display_id"] == display["transient"]["display_id"]
-        ]
-
-    # (published right after the widget state, so it may arrive a moment later)
-    k.wait_for(lambda: any("third" in d["text/plain"] for d in transcript_updates()), 10)
-    final = transcript_updates()[-1]
-    assert final[WIDGET_MIME]["model_id"] == wid
-    assert "<strong>there</strong>" in final["text/html"] and "and again from the chat" in final["text/html"]
-    assert "What is 2+2?" in final["text/plain"] and "third" in final["text/plain"]
+    # The output shown when the chat opened is never re-rendered: an update_display would rebuild
+    # the live widget (the input would lose its focus). Its model id is in its state, which is how
+    # the front end keeps a read-only copy in a saved notebook (tested in the browser suite).
+    display_id = display["transient"]["display_id"]
+    assert not [
+        m
+        for m in k.all_iopub
+        if m["msg_type"] == "update_display_data" and m["content"]["transient"]["display_id"] == display_id
+    ]
+    assert display["data"][WIDGET_MIME]["model_id"] == wid == st["_ds_chat_id"]
+    assert "DeepSeek chat" in display["data"]["text/html"] and name in display["data"]["text/plain"]
 
 
 def test_history_shown_on_open_and_line_magic(srv, k):

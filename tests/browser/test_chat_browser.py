@@ -11,10 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 import nbformat
+from conftest import NB
 
 from ds_magic.testing import OfflineServer, Script
 
 CELL = 0  # the chat's cell in these notebooks
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+STATE_MIME = "application/vnd.jupyter.widget-state+json"
 
 CODE = "def double(x):\n    return 2 * x"
 
@@ -67,15 +70,23 @@ def test_type_enter_stream_cancel_and_send_again(nb: Any, lab: Any, offline: Off
     assert chat.locator(".ds-chat-cancel").is_hidden()
     nb.screenshot("cancelled")
 
-    # Send again: the new answer (with a code block) arrives after the cancelled one.
+    # Send again: the new answer (with a code block) arrives after the cancelled one. The next
+    # question, typed while it streams, stays in the input, which keeps the focus when it ends (a
+    # re-rendered widget would drop both, and the next keys would hit notebook shortcuts).
     offline.enqueue(
-        Script(text=f"Here you go:\n\n```python\n{CODE}\n```", reasoning="", tokens_per_second=40)
+        Script(text=f"Here you go:\n\n```python\n{CODE}\n```", reasoning="", tokens_per_second=20)
     )
     box.click()
     nb.page.keyboard.type("and a function, please")
     nb.page.keyboard.press("Enter")
+    nb.poll(lambda: _streaming_text(nb, cell), lambda t: "Here" in t, 15)
+    nb.page.keyboard.type("next question")
     answers = chat.locator(".ds-chat-history .ds-chat-assistant")
     nb.poll(lambda: answers.count(), lambda n: n == 2, 30)
+    assert offline.active == 0 and len(offline.requests) == 2  # typing sent nothing
+    nb.page.keyboard.type(", typed on")
+    assert box.input_value() == "next question, typed on"
+    assert nb.page.evaluate("document.activeElement.classList.contains('ds-chat-input')")
     assert "Here you go" in answers.last.inner_text()
     msgs = [m["content"] for m in offline.requests[-1].body["messages"]]
     assert (
@@ -88,6 +99,17 @@ def test_type_enter_stream_cancel_and_send_again(nb: Any, lab: Any, offline: Off
     # None of these keys reached the notebook: the chat's cell did not run again, no cell was added.
     assert nb.execution_count(cell) == count
     assert nb.code_cells().count() == cells_before
+
+    # When the kernel restarts (toolbar ↻, then "Restart" in the dialog), the chat says so and stops
+    # offering an input that would go nowhere.
+    nb.page.locator(
+        '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Toolbar [data-command*="restart"]'
+    ).first.click()
+    nb.page.locator(".jp-Dialog .jp-mod-accept").click()
+    status = chat.locator(".ds-chat-status")
+    nb.poll(lambda: status.inner_text(), lambda t: "Not connected to a kernel" in t, 20)
+    assert box.is_hidden() and chat.locator(".ds-chat-static").count() == 1
+    assert "Here you go" in chat.inner_text()  # the conversation stays on the page
 
 
 def test_code_tools_error_inline_and_saved_transcript(nb: Any, lab: Any, offline: OfflineServer) -> None:
@@ -127,12 +149,65 @@ def test_code_tools_error_inline_and_saved_transcript(nb: Any, lab: Any, offline
     nb.poll(lambda: box.input_value(), lambda v: v == "a question that fails", 10)
     nb.screenshot("error")
 
-    # The saved notebook holds a static transcript next to the widget view.
+    # Saved while the chat is open: the notebook's widget-state metadata holds a read-only copy of
+    # the chat (and its Layout), so the output can be restored without the kernel.
+    path = lab.root / "chat-tools.ipynb"
+    # (Ctrl+S pressed with the focus still in the chat's input: application shortcuts get through.)
     nb.save()
-    saved = nbformat.read(lab.root / "chat-tools.ipynb", as_version=4)  # joins multi-line strings
-    outputs = saved["cells"][0]["outputs"]
-    data = [o for o in outputs if o.get("output_type") == "display_data"][0]["data"]
-    assert "application/vnd.jupyter.widget-view+json" in data
-    assert "def double" in data["text/html"] and "show me code" in data["text/plain"]
-    assert "top up" in data["text/plain"]  # the error is part of the record, too
-    assert "<script" not in data["text/html"]
+    saved = nbformat.read(path, as_version=4)  # joins multi-line strings
+    data = _chat_output(saved)
+    model_id = data[WIDGET_MIME]["model_id"]
+    states = saved.metadata["widgets"][STATE_MIME]["state"]
+    copy = states[model_id]["state"]
+    assert copy["_ds_saved"] is True and copy["_ds_chat_id"] == model_id
+    assert copy["layout"].removeprefix("IPY_MODEL_") in states
+    record = " ".join(e.get("html", "") for e in copy["entries"])
+    assert "show me code" in record and "def double" in record and "top up" in record
+    assert copy["draft"] == "" and copy["busy"] is False  # the unsent text is not part of the record
+    assert "DeepSeek chat" in data["text/html"] and "<script" not in data["text/html"]
+
+    # Reopened after the kernel is gone: the transcript, read-only, and no "Error displaying widget".
+    lab.shutdown_kernels()
+    nb.page.reload()
+    nb.page.wait_for_selector(f"{NB} .jp-Cell", timeout=60_000)
+    nb.wait_idle("chat-tools.ipynb", timeout=60)
+    chat = nb.output(cell)
+    chat.locator(".ds-chat-static").wait_for(timeout=30_000)
+    text = chat.inner_text()
+    assert "show me code" in text and "Use this" in text and "top up" in text
+    assert "Error displaying widget" not in nb.output_text(cell)
+    assert chat.locator(".ds-chat-input").is_hidden() and chat.locator(".ds-chat-new").is_hidden()
+    assert "Saved transcript" in chat.locator(".ds-chat-status").inner_text()
+    restored = chat.locator(".ds-chat-history .ds-chat-assistant").first
+    restored.locator(".ds-chat-copy").click()  # the code tools still work on the record
+    nb.poll(lambda: restored.locator(".ds-chat-copy").inner_text(), lambda t: t == "Copied", 5)
+    assert nb.page.evaluate("navigator.clipboard.readText()").rstrip("\n") == CODE
+    nb.screenshot("reopened")
+
+    # Saved again from the new kernel: the copy is kept, since the output still shows it.
+    _save_and_wait(nb, path)
+    again = nbformat.read(path, as_version=4)
+    assert again.metadata["widgets"][STATE_MIME]["state"][model_id]["state"]["_ds_saved"] is True
+
+    # Run the cell again: a new live chat replaces the old output, and the next save drops the old copy.
+    nb.run(cell)
+    nb.wait_finished(cell, timeout=30)
+    nb.output(cell).locator(".ds-chat-input").wait_for(timeout=30_000)
+    _save_and_wait(nb, path)
+    third = nbformat.read(path, as_version=4)
+    new_id = _chat_output(third)[WIDGET_MIME]["model_id"]
+    kept = third.metadata["widgets"][STATE_MIME]["state"]
+    assert new_id != model_id and model_id not in kept and new_id in kept
+    assert copy["layout"].removeprefix("IPY_MODEL_") not in kept  # the old chat's Layout went with it
+
+
+def _chat_output(saved: Any) -> Any:
+    outputs = saved["cells"][CELL]["outputs"]
+    return [o for o in outputs if o.get("output_type") == "display_data"][0]["data"]
+
+
+def _save_and_wait(nb: Any, path: Any) -> None:
+    """Ctrl+S on a notebook that may have no unsaved changes: wait for the file itself to change."""
+    before = path.stat().st_mtime_ns
+    nb.page.keyboard.press("Control+s")
+    nb.poll(lambda: path.stat().st_mtime_ns, lambda m: m != before, 10)
