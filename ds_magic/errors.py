@@ -149,7 +149,8 @@ class APITimeoutError(DeepSeekError, _PartialMixin):
             after = f" for {seconds:g} s"
         kept = f"; the partial answer ({len(partial)} chars) was kept" if partial else ""
         super().__init__(
-            f"Timed out: {what}{after}{kept} — try again, or raise the timeout (Client(timeout=...))"
+            f"Timed out: {what}{after}{kept} — try again, or raise the timeout"
+            " (Client(timeout=...), or %config DeepSeekMagics.timeout = 600 in a notebook)"
         )
 
 

@@ -236,6 +236,27 @@ def test_errors_inline_and_the_prompt_goes_back_to_the_input(srv, k, scripts, ne
     st = wait_state(k, wid, lambda s: not s["busy"] and "works now" in s["entries"][-1]["html"])
 
 
+def test_timeout_shows_inline_and_keeps_the_partial_answer(srv, k):
+    # The server sends a few words, then goes silent: the idle deadline ends the request.
+    srv.enqueue(Script(text="half an answer " * 20, reasoning="", fault="stall", fault_after=6))
+    k.run("%config DeepSeekMagics.timeout = 0.8", timeout=10).raise_for_error()
+    try:
+        name, wid, _ = open_chat(k)
+        send(k, wid, "a slow question")
+        st = wait_state(k, wid, lambda s: not s["busy"] and len(s["entries"]) >= 2, 30)
+    finally:
+        k.run("%config DeepSeekMagics.timeout = None", timeout=10).raise_for_error()
+    assert srv.wait_for_disconnect(5) is not None  # the silent request was closed, not left open
+    answer = next(e for e in st["entries"] if e["role"] == "assistant")
+    answer, error = st["entries"][1], st["entries"][2]
+    assert answer["role"] == "assistant" and answer["status"] == "interrupted"
+    assert "half an answer" in answer["html"] and "interrupted" in answer["footer"]  # the partial is kept
+    assert error["role"] == "error" and "Timed out" in error["html"] and "0.8 s" in error["html"]
+    assert "DeepSeekMagics.timeout" in error["html"]  # says what to do
+    assert error["restore"] == "a slow question"  # and the question goes back into the input
+    assert "assistant (interrupted): half an answer" in k.run(f"%deepseek history {name}", timeout=10).stdout
+
+
 def test_error_returns_queued_messages_to_the_input(srv, k):
     srv.enqueue(Script(status=402, delay_headers=0.8))
     name, wid, _ = open_chat(k)
