@@ -8,6 +8,8 @@ failed message comes back into the input, and that "Insert as cell" and "Copy" r
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import Any
 
 import nbformat
@@ -211,3 +213,50 @@ def _save_and_wait(nb: Any, path: Any) -> None:
     before = path.stat().st_mtime_ns
     nb.page.keyboard.press("Control+s")
     nb.poll(lambda: path.stat().st_mtime_ns, lambda m: m != before, 10)
+
+
+def _widget_setting(lab: Any, save_state: bool) -> None:
+    """Set ipywidgets' own "Save Widget State Automatically" through Lab's settings API."""
+    url = f"{lab.url}/lab/api/settings/@jupyter-widgets/jupyterlab-manager:plugin"
+    body = json.dumps({"raw": json.dumps({"saveState": save_state})}).encode()
+    req = urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=10).read()
+
+
+def test_saved_chat_with_ipywidgets_own_state_saving_on(nb: Any, lab: Any, offline: OfflineServer) -> None:
+    # With that setting on, ipywidgets writes every live widget's state first; the chat's copy must
+    # still be the read-only one, and the other widgets' state must be left as ipywidgets wrote it.
+    _widget_setting(lab, True)
+    try:
+        lab.write_notebook(
+            "chat-state.ipynb",
+            ["from ds_magic import Chat\nChat(chat='state')", "import ipywidgets as w\nw.IntSlider(3)"],
+        )
+        nb.open("chat-state.ipynb")
+        for index in (0, 1):
+            nb.run(index)
+            nb.wait_finished(index, timeout=30)
+        chat = nb.output(CELL)
+        chat.locator(".ds-chat-input").wait_for(timeout=30_000)
+        offline.enqueue(Script(text="an answer worth keeping", reasoning=""))
+        chat.locator(".ds-chat-input").click()
+        nb.page.keyboard.type("keep this")
+        nb.page.keyboard.press("Enter")
+        chat.locator(".ds-chat-history .ds-chat-assistant").wait_for(timeout=30_000)
+        nb.save()
+        saved = nbformat.read(lab.root / "chat-state.ipynb", as_version=4)
+        states = saved.metadata["widgets"][STATE_MIME]["state"]
+        chats = [s["state"] for s in states.values() if s["state"].get("_ds_chat_id")]
+        assert len(chats) == 1 and chats[0]["_ds_saved"] is True
+        assert "IntSliderModel" in [s["model_name"] for s in states.values()]
+
+        lab.shutdown_kernels()
+        nb.page.reload()
+        nb.page.wait_for_selector(f"{NB} .jp-Cell", timeout=60_000)
+        nb.wait_idle("chat-state.ipynb", timeout=60)
+        nb.output(CELL).locator(".ds-chat-static").wait_for(timeout=30_000)
+        assert "an answer worth keeping" in nb.output(CELL).inner_text()
+        assert "Error displaying widget" not in nb.output_text(CELL) + nb.output_text(1)
+        nb.screenshot("reopened")
+    finally:
+        _widget_setting(lab, False)
