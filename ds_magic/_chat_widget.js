@@ -246,8 +246,7 @@ function frozen(entry) {
 
 function keepChats(context, registry) {
   const notebook = context.model;
-  const getMeta = () => (notebook.getMetadata ? notebook.getMetadata("widgets") : notebook.metadata.get("widgets"));
-  const meta = getMeta() || {};
+  const meta = (notebook.getMetadata ? notebook.getMetadata("widgets") : notebook.metadata.get("widgets")) || {};
   const previous = (meta[WIDGET_STATE] && meta[WIDGET_STATE].state) || {};
   const shown = shownModelIds(notebook);
   const state = {};
@@ -259,7 +258,7 @@ function keepChats(context, registry) {
   for (const [id, real] of registry) {
     if (!shown.has(id)) continue;
     const entry = serialized(real);
-    state[id] = entry.state._ds_saved ? entry : frozen(entry);
+    state[id] = frozen(entry); // a copy restored from a saved notebook freezes to itself
     // The models it refers to (its Layout) must be restorable too.
     for (const dep of refsOf(entry.state, new Set())) {
       const depModel = registry.deps.get(dep);
@@ -444,8 +443,7 @@ function render({ model, el }) {
     inputRow.style.display = note ? "none" : "";
     newChat.style.display = note ? "none" : "";
     select.disabled = Boolean(note);
-    if (note) cancel.style.display = "none";
-    else drawBusy();
+    drawBusy();
     drawStatus();
   };
 

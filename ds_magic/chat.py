@@ -201,8 +201,7 @@ class Chat:
         from IPython.display import display
 
         if self._closed:
-            html_text, plain = self.transcript()
-            display({"text/html": html_text, "text/plain": plain}, raw=True)  # type: ignore[no-untyped-call]
+            display(self._static_bundle(), raw=True)  # type: ignore[no-untyped-call]
             return
         display(self._bundle(), raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
         self._shown = True
@@ -576,6 +575,10 @@ class Chat:
             self.widget.queue = list(self._queue)
             self.widget.status = self._busy_status() if self._queue else self._idle_status()
 
+    def _static_bundle(self) -> dict[str, Any]:
+        html_text, plain = self.transcript()
+        return {"text/html": html_text, "text/plain": plain}
+
     def _bundle(self) -> dict[str, Any]:
         shown = self.widget._repr_mimebundle_()
         assert shown is not None  # None only for a widget without a view, which ChatWidget has
@@ -633,10 +636,7 @@ class Chat:
         if self._shown:
             from IPython.display import update_display
 
-            html_text, plain = self.transcript()
-            update_display(  # type: ignore[no-untyped-call]
-                {"text/html": html_text, "text/plain": plain}, raw=True, display_id=self.display_id
-            )
+            update_display(self._static_bundle(), raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
         self.widget.close()
         with self._cond:
             self._cond.notify_all()
