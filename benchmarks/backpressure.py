@@ -28,7 +28,7 @@ import time
 import tracemalloc
 
 from ds_magic import Client
-from ds_magic._engine import get_engine
+from ds_magic.engine import get_engine
 from ds_magic.testing import OfflineServer, Script
 
 KEY = "sk-bench0123456789abcdef0123456789"

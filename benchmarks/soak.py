@@ -66,9 +66,10 @@ CANCEL_KINDS = ("click", "click", "cancel_all", "response_cancel", "interrupt")
 PROBE_SETUP = r"""
 def _ds_soak_probe(port):
     import asyncio, gc, json, os, sys, threading, warnings
-    from ds_magic import _magics, records
-    from ds_magic._engine import get_engine
-    from ds_magic._widget import StreamView
+    from ds_magic import records
+    from ds_magic.jupyter import magics as _magics
+    from ds_magic.engine import get_engine
+    from ds_magic.jupyter.stream_view import StreamView
     from ds_magic.response import Response
 
     gc.collect()

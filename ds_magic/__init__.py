@@ -16,8 +16,8 @@ _LAZY = {
     "Client": "client",
     "DEFAULT_MODEL": "client",
     "Response": "response",
-    "Timeout": "_runner",
-    "RetryPolicy": "_retry",
+    "Timeout": "runner",
+    "RetryPolicy": "retry",
     "Conversation": "conversation",
     "ConversationStore": "conversation",
     "SSEDecoder": "sse",
@@ -53,17 +53,17 @@ _LAZY = {
     "records": "records",
     "stats": "records",
     "serve_metrics": "metrics",
-    "Chat": "chat",
+    "Chat": "jupyter.chat",
 }
 
 __all__ = sorted([*_LAZY, "load_ipython_extension", "unload_ipython_extension", "__version__"])
 
 if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
-    from ._retry import RetryPolicy
-    from ._runner import Timeout
+    from .retry import RetryPolicy
+    from .runner import Timeout
     from .batch import BatchResult, batch
     from .cache import ResponseCache
-    from .chat import Chat
+    from .jupyter.chat import Chat
     from .client import DEFAULT_MODEL, Client
     from .conversation import Conversation, ConversationStore
     from .errors import (
@@ -116,12 +116,12 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext ds_magic``: register ``%%deepseek`` and ``%deepseek``."""
-    from ._magics import load_ipython_extension as load
+    from .jupyter import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from ._magics import unload_ipython_extension as unload
+    from .jupyter import unload_ipython_extension as unload
 
     unload(ipython)

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._engine import get_engine
-from ._retry import RetryPolicy, is_retryable_status
+from .engine import get_engine
+from .retry import RetryPolicy, is_retryable_status
 from .client import Client, build_body
 from .errors import (
     APIConnectionError,
@@ -656,7 +656,7 @@ def _pick_progress(progress: bool | str | Progress | None, result: BatchResult) 
         raise ValueError(f"progress must be True, False, 'text', 'widget' or a callable, got {progress!r}")
     if progress == "widget" or (progress in (True, "auto") and _in_kernel()):
         try:
-            from ._batch_widget import BatchProgressView  # ipywidgets: only inside a kernel
+            from .jupyter.batch_view import BatchProgressView  # ipywidgets: only inside a kernel
         except ImportError:
             if progress == "widget":
                 raise

@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from ._runner import RequestSpec, bind_cancel, run_request
+from .runner import RequestSpec, bind_cancel, run_request
 from .errors import DeepSeekError
 from .response import Response
 from .types import AnswerDelta, ReasoningDelta, ToolCallDelta, Usage, UsageEvent

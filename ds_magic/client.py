@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._engine import get_engine
-from ._http import body_preview, error_from_response, error_from_transport
-from ._retry import RetryPolicy
-from ._runner import RequestSpec, Timeout, run_request
+from .engine import get_engine
+from .transport import body_preview, error_from_response, error_from_transport
+from .retry import RetryPolicy
+from .runner import RequestSpec, Timeout, run_request
 from .errors import MissingAPIKeyError, SecretInPromptError
 from .response import Response
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._pump import Mailbox, merge_append, pump
+from .pump import Mailbox, merge_append, pump
 from .errors import DeepSeekError
 from .types import (
     AnswerDelta,

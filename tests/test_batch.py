@@ -292,7 +292,7 @@ def test_progress_callback_and_text_renderer(srv):
 
 def test_widget_view_updates_and_its_button_cancels(srv):
     pytest.importorskip("ipywidgets")
-    from ds_magic._batch_widget import BatchProgressView
+    from ds_magic.jupyter.batch_view import BatchProgressView
 
     srv.enqueue(*[Script(text="word " * 400, reasoning="", tokens_per_second=50) for _ in range(2)])
     result = ds_magic.batch(["a", "b"], client=make_client(srv), concurrency=2, progress=False)

@@ -1,6 +1,6 @@
 """ds_magic.Chat in a real ipykernel, driven through comm messages as a front end would drive it.
 
-The widget's front end (ds_magic/_chat_widget.js) reports the user's actions as custom messages
+The widget's front end (ds_magic/jupyter/chat_widget.js) reports the user's actions as custom messages
 (``{"event": "send", "text": ...}``, ``cancel``, ``new_chat``) and the text being typed as the
 ``draft`` trait; these tests send exactly those messages and read the widget state the kernel
 publishes on iopub, against the offline server on 127.0.0.1.

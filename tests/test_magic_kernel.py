@@ -202,7 +202,7 @@ def test_no_leaked_comms_or_tasks_after_many_cells(srv, k):
     for _ in range(50):
         assert k.run("%%deepseek --no-history\nhi", timeout=30).status == "ok"
     out = k.run(
-        "import threading, time\nfrom ds_magic._engine import get_engine\nfrom ipywidgets import Widget\n"
+        "import threading, time\nfrom ds_magic.engine import get_engine\nfrom ipywidgets import Widget\n"
         "time.sleep(0.3)\nprint(get_engine().active_tasks, len(Widget.widgets), threading.active_count())",
         timeout=10,
     )

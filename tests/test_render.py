@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
-from ds_magic.render import (
+from ds_magic.jupyter.render import (
     Throttle,
     escape_pre,
     footer_html,
@@ -235,7 +235,7 @@ def test_escape_pre() -> None:
 
 def test_render_modules_do_not_import_jupyter() -> None:
     code = (
-        "import sys, ds_magic.render, ds_magic.pricing; "
+        "import sys, ds_magic.jupyter.render, ds_magic.pricing; "
         "bad = [m for m in ('IPython', 'ipywidgets', 'ipykernel') if m in sys.modules]; "
         "assert not bad, bad"
     )

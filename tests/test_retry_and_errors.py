@@ -8,7 +8,7 @@ import pytest
 
 import ds_magic
 from ds_magic import errors
-from ds_magic._retry import RetryPolicy, is_retryable_status, parse_retry_after
+from ds_magic.retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 NOW = 1_790_000_000.0
 

@@ -1,6 +1,6 @@
 """ds_magic.Chat in JupyterLab (headless Chromium): type, Enter, stream, Cancel, send again, code tools.
 
-The chat's front end is ds_magic/_chat_widget.js; these tests press the real keys and buttons, so
+The chat's front end is ds_magic/jupyter/chat_widget.js; these tests press the real keys and buttons, so
 they check what the kernel tests cannot: that Enter sends and Shift+Enter makes a new line without
 triggering the notebook's own shortcuts, that Cancel is clickable while the answer streams, that a
 failed message comes back into the input, and that "Insert as cell" and "Copy" really work.

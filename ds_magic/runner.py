@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from ._chunks import ChunkParser
-from ._http import error_from_response, error_from_transport
-from ._retry import RetryPolicy, is_retryable_status
+from .chunks import ChunkParser
+from .transport import error_from_response, error_from_transport
+from .retry import RetryPolicy, is_retryable_status
 from .errors import (
     APIStatusError,
     APITimeoutError,

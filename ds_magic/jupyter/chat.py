@@ -39,13 +39,13 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from ._engine import get_engine
-from ._widget import _answer_html, footer_text, status_text
-from .conversation import Conversation, Turn
-from .pricing import estimate_cost
+from ..engine import get_engine
+from .stream_view import _answer_html, footer_text, status_text
+from ..conversation import Conversation, Turn
+from ..pricing import estimate_cost
 from .render import Throttle, escape_pre, format_footer
-from .response import Response
-from .types import Event, Usage
+from ..response import Response
+from ..types import Event, Usage
 
 __all__ = ["Chat", "chat_command"]
 
@@ -91,7 +91,7 @@ def _turn_footer(turn: Turn) -> str:
 
 
 def _magics_state() -> Any:
-    from ._magics import _state
+    from .magics import _state
 
     return _state
 
@@ -117,7 +117,7 @@ class Chat:
         throttle_ms: int | None = None,
         **params: Any,
     ) -> None:
-        from ._chat_widget import ChatWidget
+        from .chat_widget import ChatWidget
 
         state = _magics_state()
         magics = state.magics
@@ -317,7 +317,7 @@ class Chat:
         magics = self._state.magics
         if magics is not None:
             return magics._client()  # the magic's pooled client: same key, base URL and timeouts
-        from .client import Client
+        from ..client import Client
 
         return Client(api_key=self._state.api_key)
 
@@ -645,7 +645,7 @@ class Chat:
 def chat_command(rest: list[str]) -> Chat:
     """``%deepseek chat [NAME]``: a chat on conversation NAME (default: the magic's default one)."""
     if len(rest) > 1:
-        from ._magics import DeepSeekCellError
+        from .magics import DeepSeekCellError
 
         raise DeepSeekCellError("Usage: %deepseek chat [NAME] — one conversation name, no spaces")
     return Chat(chat=rest[0] if rest else "default")

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
-from .batch import BatchProgress, format_progress
+from ..batch import BatchProgress, format_progress
 
 if TYPE_CHECKING:
-    from .batch import BatchResult
+    from ..batch import BatchResult
 
 __all__ = ["BatchProgressView"]
 

@@ -1,4 +1,4 @@
-"""The chat's widget model: synced traits and the front end (``_chat_widget.js``), no logic.
+"""The chat's widget model: synced traits and the front end (``chat_widget.js``), no logic.
 
 Why anywidget: Enter-sends / Shift+Enter-newline, copying to the clipboard and inserting a cell all
 need a few lines of browser code, and anywidget ships such code as an ES module inside the widget
@@ -13,7 +13,7 @@ in the input). Clicks and Enter arrive as custom messages: ``{"event": "send", "
 
 Saved notebooks: ``_ds_chat_id`` (the model's own id, set once before display) lets the front end
 find its model, tell a live chat from a saved one, and keep a read-only copy of the chat in the
-notebook's widget-state metadata when JupyterLab or Notebook 7 saves it (see ``_chat_widget.js``).
+notebook's widget-state metadata when JupyterLab or Notebook 7 saves it (see ``chat_widget.js``).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ _HERE = Path(__file__).parent
 
 
 class ChatWidget(anywidget.AnyWidget):
-    _esm = (_HERE / "_chat_widget.js").read_text(encoding="utf-8")
-    _css = (_HERE / "_chat_widget.css").read_text(encoding="utf-8")
+    _esm = (_HERE / "chat_widget.js").read_text(encoding="utf-8")
+    _css = (_HERE / "chat_widget.css").read_text(encoding="utf-8")
 
     title = t.Unicode("").tag(sync=True)
     model = t.Unicode("").tag(sync=True)

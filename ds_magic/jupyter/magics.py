@@ -23,11 +23,11 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
-from .client import Client, build_body
-from .conversation import ConversationStore, history_text
-from .errors import DeepSeekError
-from .interpolate import interpolate
-from .response import Response
+from ..client import Client, build_body
+from ..conversation import ConversationStore, history_text
+from ..errors import DeepSeekError
+from ..interpolate import interpolate
+from ..response import Response
 
 __all__ = ["DeepSeekMagics", "DeepSeekCellError", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -253,7 +253,7 @@ class DeepSeekMagics(Magics):
         return body
 
     def _start_batch(self, call: _Call) -> Any:
-        from .batch import batch
+        from ..batch import batch
 
         name = call.args.each
         if name not in self.shell.user_ns:
@@ -303,7 +303,7 @@ class DeepSeekMagics(Magics):
             self.shell.user_ns[call.args.out] = resp
         fmt = "text" if call.fmt == "code" else call.fmt
         if self._in_kernel():
-            from ._widget import StreamView
+            from .stream_view import StreamView
 
             hint = ""
             if mode == "block":
@@ -319,7 +319,7 @@ class DeepSeekMagics(Magics):
             )
             view.show()
         else:
-            from ._widget import TextView
+            from .stream_view import TextView
 
             view = TextView(resp, show_reasoning=self.show_reasoning)
         return resp, view
@@ -565,7 +565,7 @@ class DeepSeekMagics(Magics):
 
 
 def _stats(self: DeepSeekMagics, rest: list[str]) -> None:
-    from . import records
+    from .. import records
 
     totals = records.stats()
     for key, value in totals.items():
@@ -581,7 +581,7 @@ def _stats(self: DeepSeekMagics, rest: list[str]) -> None:
 
 
 def _cache_cmd(self: DeepSeekMagics, rest: list[str]) -> Any:
-    from .cache import default_cache
+    from ..cache import default_cache
 
     store = default_cache()
     action = rest[0] if rest else "stats"

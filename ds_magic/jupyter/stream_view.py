@@ -19,10 +19,10 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from .pricing import estimate_cost
+from ..pricing import estimate_cost
 from .render import Throttle, escape_pre, format_footer, markdown_to_safe_html
-from .response import Response
-from .types import Event
+from ..response import Response
+from ..types import Event
 
 __all__ = ["StreamView", "TextView", "footer_text"]
 
@@ -165,7 +165,7 @@ class StreamView:
         elif not self._flush_scheduled:
             # A trailing update, so a pause in the stream never leaves stale text on screen.
             self._flush_scheduled = True
-            from ._engine import get_engine
+            from ..engine import get_engine
 
             get_engine().loop.call_soon_threadsafe(
                 lambda: get_engine().loop.call_later(self._throttle.interval, self._trailing)
