@@ -59,11 +59,8 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "load_ipython_extension", "unload_ipython_extension", "__version__"])
 
 if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
-    from .retry import RetryPolicy
-    from .runner import Timeout
     from .batch import BatchResult, batch
     from .cache import ResponseCache
-    from .jupyter.chat import Chat
     from .client import DEFAULT_MODEL, Client
     from .conversation import Conversation, ConversationStore
     from .errors import (
@@ -82,10 +79,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         StreamError,
         StreamInterruptedError,
     )
+    from .jupyter.chat import Chat
     from .metrics import serve_metrics
     from .records import records, stats
     from .redact import RedactRules
     from .response import Response
+    from .retry import RetryPolicy
+    from .runner import Timeout
     from .split import split_text
     from .sse import ServerSentEvent, SSEDecoder
     from .types import (

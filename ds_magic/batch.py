@@ -43,9 +43,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .client import Client
 from .engine import get_engine
-from .retry import RetryPolicy, is_retryable_status
-from .client import Client, build_body
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -58,7 +57,9 @@ from .errors import (
 from .guard import find_secrets
 from .interpolate import interpolate
 from .pricing import estimate_cost
+from .request import build_body
 from .response import Response
+from .retry import RetryPolicy, is_retryable_status
 
 __all__ = ["batch", "BatchResult", "BatchProgress", "TextProgress", "format_progress"]
 

@@ -33,9 +33,9 @@ from typing import Any
 
 import httpx
 
-from .runner import RequestSpec, bind_cancel, run_request
 from .errors import DeepSeekError
 from .response import Response
+from .runner import RequestSpec, bind_cancel, run_request
 from .types import AnswerDelta, ReasoningDelta, ToolCallDelta, Usage, UsageEvent
 
 __all__ = ["ResponseCache", "CachedAnswer", "request_key", "default_cache_path", "default_cache"]

@@ -11,100 +11,22 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .engine import get_engine
-from .transport import body_preview, error_from_response, error_from_transport
+from .errors import MissingAPIKeyError, SecretInPromptError
+from .request import plan_request
+from .response import Response
 from .retry import RetryPolicy
 from .runner import RequestSpec, Timeout, run_request
-from .errors import MissingAPIKeyError, SecretInPromptError
-from .response import Response
+from .transport import body_preview, error_from_response, error_from_transport
 
 if TYPE_CHECKING:
     from .cache import ResponseCache
     from .conversation import Conversation
     from .redact import RedactRules
 
-__all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_MODEL", "build_body"]
+__all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_MODEL"]
 
 DEFAULT_BASE_URL = "https://api.deepseek.com"
 DEFAULT_MODEL = "deepseek-flash"
-
-_EFFORTS = ("minimal", "low", "medium", "high", "xhigh", "max", "ultra")
-
-
-def _thinking(value: Any) -> dict[str, str]:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, bool):
-        return {"type": "enabled" if value else "disabled"}
-    if value in ("enabled", "disabled"):
-        return {"type": str(value)}
-    raise ValueError(f"thinking must be True, False, 'enabled' or 'disabled', got {value!r}")
-
-
-def build_body(
-    messages: list[dict[str, Any]],
-    model: str,
-    *,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    max_tokens: int | None = None,
-    stop: str | Sequence[str] | None = None,
-    response_format: Mapping[str, Any] | str | None = None,
-    thinking: bool | str | Mapping[str, Any] | None = None,
-    reasoning_effort: str | None = None,
-    tools: Sequence[Mapping[str, Any]] | None = None,
-    tool_choice: str | Mapping[str, Any] | None = None,
-    user_id: str | None = None,
-    extra_body: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The JSON body of a streaming chat request (deepseek-api.md §1.5), with clear errors for bad values."""
-    if not isinstance(model, str) or not model:
-        raise ValueError("model must be a model name such as 'deepseek-flash'")
-    if not messages:
-        raise ValueError("messages is empty: give a prompt or a list of {'role': ..., 'content': ...} dicts")
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": messages,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    if temperature is not None:
-        if not 0 <= float(temperature) <= 2:
-            raise ValueError(f"temperature must be between 0 and 2, got {temperature}")
-        body["temperature"] = float(temperature)
-    if top_p is not None:
-        if not 0 < float(top_p) <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        body["top_p"] = float(top_p)
-    if max_tokens is not None:
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
-        body["max_tokens"] = max_tokens
-    if stop is not None:
-        stops = [stop] if isinstance(stop, str) else list(stop)
-        if len(stops) > 16 or not all(isinstance(s, str) and s for s in stops):
-            raise ValueError("stop must be a string or a list of at most 16 non-empty strings")
-        body["stop"] = stops if len(stops) > 1 else stops[0]
-    if response_format is not None:
-        body["response_format"] = (
-            {"type": response_format} if isinstance(response_format, str) else dict(response_format)
-        )
-    if thinking is not None:
-        body["thinking"] = _thinking(thinking)
-    if reasoning_effort is not None:
-        if reasoning_effort not in _EFFORTS:
-            raise ValueError(
-                f"reasoning_effort must be one of {', '.join(_EFFORTS)}, got {reasoning_effort!r}"
-            )
-        body["reasoning_effort"] = reasoning_effort
-    if tools is not None:
-        body["tools"] = [dict(t) for t in tools]
-    if tool_choice is not None:
-        body["tool_choice"] = tool_choice
-    if user_id is not None:
-        body["user_id"] = user_id
-    if extra_body:
-        body.update(extra_body)
-    return body
 
 
 def _track(resp: Response) -> None:
@@ -119,16 +41,6 @@ def _resolve_cache(cache: ResponseCache | bool | None) -> ResponseCache | None:
     from .cache import resolve
 
     return resolve(cache)
-
-
-def _check_messages(messages: Any) -> list[dict[str, Any]]:
-    if isinstance(messages, str):
-        return [{"role": "user", "content": messages}]
-    if not isinstance(messages, Sequence) or not all(
-        isinstance(m, Mapping) and "role" in m for m in messages
-    ):
-        raise ValueError("messages must be a prompt string or a list of {'role': ..., 'content': ...} dicts")
-    return [dict(m) for m in messages]
 
 
 class Client:
@@ -234,33 +146,14 @@ class Client:
         if not allow_secrets:
             self._guard(messages, system)
         model = model or self.model
-        prepare = None
-        lock = None
-        if conversation is not None:
-            if not isinstance(messages, str):
-                raise ValueError("with conversation=..., pass the new prompt as a string")
-            prompt = messages
-            thinking_on = _thinking(params.get("thinking", True)).get("type") != "disabled"
-            probe = build_body(
-                [{"role": "user", "content": prompt}], model, **params
-            )  # validate now, in the caller
-
-            def prepare(body: dict[str, Any]) -> dict[str, Any]:
-                msgs = conversation.messages(
-                    prompt, system=system, thinking=thinking_on, tools=bool(params.get("tools"))
-                )
-                return {**body, "messages": msgs}
-
-            body = probe
-            lock = conversation.__dict__.setdefault("_ds_engine_lock", asyncio.Lock())
-        else:
-            msgs = _check_messages(messages)
-            if system is not None:
-                msgs = [
-                    {"role": "system", "content": system},
-                    *[m for m in msgs if m.get("role") != "system"],
-                ]
-            body = build_body(msgs, model, **params)
+        plan = plan_request(messages, model, conversation=conversation, system=system, **params)
+        body = plan.body
+        prepare = plan.final_body if conversation is not None else None
+        lock = (
+            conversation.__dict__.setdefault("_ds_engine_lock", asyncio.Lock())
+            if conversation is not None
+            else None
+        )
         resp = Response(
             model=model,
             request=body,
@@ -292,6 +185,22 @@ class Client:
         else:
             engine.submit(run_request(resp, http, spec))
         return resp
+
+    def request_body(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        conversation: Conversation | None = None,
+        system: str | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """The exact JSON body :meth:`chat` would send now, built by the same code; nothing is sent.
+
+        For a conversation it holds the history as of now (what a dry run should show).
+        """
+        plan = plan_request(messages, model or self.model, conversation=conversation, system=system, **params)
+        return plan.final_body()
 
     def _guard(self, messages: str | Sequence[Mapping[str, Any]], system: str | None) -> None:
         """The outbound secret check (guard.py): what the user is about to send, never the reply."""

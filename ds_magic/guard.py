@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["DETECTORS", "Finding", "find_secrets"]
+__all__ = ["DETECTORS", "Finding", "find_secrets", "check_messages", "mask_key"]
 
 # (name, pattern). Formats from the issuers' documentation of their key prefixes.
 DETECTORS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -62,3 +62,11 @@ def check_messages(messages: Iterable[tuple[str, str]], *, api_key: str | None =
     for where, text in messages:
         found += find_secrets(text, api_key=api_key, where=where)
     return found
+
+
+def mask_key(key: str | None) -> str:
+    """How an API key is shown anywhere (repr, ``%deepseek config``): ``****`` and, for a key long
+    enough that four characters give nothing away, its last four. ``""`` when there is no key."""
+    if not key:
+        return ""
+    return "****" + (key[-4:] if len(key) >= 16 else "")

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 __all__ = [
+    "cost_of",
     "PRICES_AS_OF",
     "PRICES_SOURCE",
     "PEAK_PRICING_SINCE",
@@ -294,3 +295,28 @@ def estimate_cost(
         + usage.completion_tokens * rates.out
     ) / 1_000_000  # prices are USD per 1M tokens
     return Cost(usd=usd, model=model, peak=peak, as_of=entry.as_of)
+
+
+class Priced(Protocol):
+    """What :func:`cost_of` reads; ``Response`` and ``RunRecord``-like objects fit."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def usage(self) -> UsageLike | None: ...
+    @property
+    def created(self) -> float: ...
+    @property
+    def cached(self) -> bool: ...
+
+
+def cost_of(answer: Priced, *, prices: PricesArg | None = None) -> Cost | None:
+    """The estimated cost of one answer, priced at the time it was asked (``created``, epoch s).
+
+    A cache hit made no request and costs exactly $0; None when the cost cannot be estimated (no
+    usage, an unknown model). The one place the footer, the records and batch tables price answers.
+    """
+    if answer.cached:
+        return Cost(usd=0.0, model=answer.model, peak=None, as_of="cached")
+    when = datetime.fromtimestamp(answer.created, timezone.utc)
+    return estimate_cost(answer.model, answer.usage, when, prices=prices)

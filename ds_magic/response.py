@@ -15,8 +15,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .pump import Mailbox, merge_append, pump
 from .errors import DeepSeekError
+from .pump import Mailbox, merge_append, pump
 from .types import (
     AnswerDelta,
     Event,
@@ -117,7 +117,6 @@ class Response:
         self._listeners: tuple[Mailbox, ...] = ()
         self._canceller: Callable[[], None] | None = None
         self.cancel_requested = False
-        self._displayed_by_view = False
         self._t0 = time.perf_counter()
         self._t_first: float | None = None
         self._t_first_answer: float | None = None
@@ -303,12 +302,16 @@ class Response:
 
     def wait(self, timeout: float | None = None) -> Response:
         """Block until the request ends; raise its error if it failed. Ctrl-C / ■ cancels it."""
-        self._wait(timeout)
+        self.join(timeout)
         if self.error is not None and self.status in ("error", "interrupted"):
             raise self.error
         return self
 
-    def _wait(self, timeout: float | None = None) -> bool:
+    def join(self, timeout: float | None = None) -> bool:
+        """Block until the request ends (or ``timeout``); never raises its error. Ctrl-C / ■ cancels it.
+
+        Returns whether it has ended. On the engine thread it never blocks (it would wait on itself).
+        """
         if self._done.is_set():
             return True
         if _in_engine_thread():
@@ -324,7 +327,9 @@ class Response:
             raise
         return True
 
-    async def _await_done(self) -> None:
+    async def finished(self) -> None:
+        """Wait until the request ends without blocking the caller's loop; never raises its error.
+        A cancelled waiting task cancels the request."""
         if self._done.is_set():
             return
         loop = asyncio.get_running_loop()
@@ -351,7 +356,7 @@ class Response:
             raise
 
     def __await__(self) -> Generator[Any, None, Response]:
-        yield from self._await_done().__await__()
+        yield from self.finished().__await__()
         if self.error is not None and self.status in ("error", "interrupted"):
             raise self.error
         return self
@@ -363,10 +368,15 @@ class Response:
 
         Raises the request's error only when it failed before any text arrived.
         """
-        self._wait()
+        self.join()
         if self.status == "error" and self.error is not None and not self._text and not self._reasoning:
             raise self.error
         return "".join(self._text)
+
+    @property
+    def chars(self) -> int:
+        """Characters of answer and thinking so far, counted as they arrive (never joins the pieces)."""
+        return self._chars
 
     @property
     def text_so_far(self) -> str:
@@ -488,16 +498,6 @@ class Response:
         tail = f" {text[:60]!r}…" if len(text) > 60 else (f" {text!r}" if text else "")
         err = f" error={self.error}" if self.error else ""
         return f"<Response {self.model} status={self.status}{tail}{err}>"
-
-    def _ipython_display_(self) -> None:
-        # A view already showed this answer live (and left a static copy): do not print it twice
-        # as the cell's Out[]. Shown again later (``_`` in another cell), it is plain text only.
-        if self._displayed_by_view:
-            self._displayed_by_view = False
-            return
-        from IPython.display import display
-
-        display({"text/plain": repr(self)}, raw=True)  # type: ignore[no-untyped-call]
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary (no API key: the request body never holds one)."""

@@ -16,8 +16,6 @@ from typing import Any
 import httpx
 
 from .chunks import ChunkParser
-from .transport import error_from_response, error_from_transport
-from .retry import RetryPolicy, is_retryable_status
 from .errors import (
     APIStatusError,
     APITimeoutError,
@@ -27,6 +25,8 @@ from .errors import (
     _PartialMixin,
 )
 from .response import Response
+from .retry import RetryPolicy, is_retryable_status
+from .transport import error_from_response, error_from_transport
 from .types import AnswerDelta, Event, ReasoningDelta, StatusEvent, Usage, UsageEvent
 
 __all__ = ["Timeout", "RequestSpec", "run_request"]

@@ -121,7 +121,7 @@ def test_per_call_override(srv, cache):
 def test_failed_answers_are_not_stored(srv, cache, scripts):
     srv.enqueue(*scripts)
     resp = make_client(srv, cache).chat("q")
-    resp._wait()
+    resp.join()
     assert resp.status in ("error", "interrupted")
     assert cache.stats()["entries"] == 0
     srv.enqueue(Script(text="fine"))
@@ -136,7 +136,7 @@ def test_cancelled_answer_is_not_stored(srv, cache):
         if isinstance(ev, AnswerDelta):
             break
     resp.cancel()
-    resp._wait()
+    resp.join()
     assert resp.status == "cancelled"
     assert cache.stats()["entries"] == 0
 

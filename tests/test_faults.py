@@ -171,7 +171,7 @@ def run_row(srv: OfflineServer, row: Row) -> tuple[Any, Sleeps, float]:
     srv.enqueue(*row.scripts)
     t0 = time.monotonic()
     resp = client.chat("q")
-    finished = resp._wait(BOUND)
+    finished = resp.join(BOUND)
     return resp, sleeps, (time.monotonic() - t0) if finished else float("inf")
 
 
@@ -226,7 +226,7 @@ def test_connection_refused_is_retried_then_reported():
     sleeps = Sleeps()
     client = Client(api_key=KEY, base_url=f"http://127.0.0.1:{port}", retry=RetryPolicy(sleep=sleeps))
     resp = client.chat("q")
-    assert resp._wait(BOUND)
+    assert resp.join(BOUND)
     assert resp.status == "error" and isinstance(resp.error, APIConnectionError)
     assert "check the network and DEEPSEEK_BASE_URL" in str(resp.error)
     assert len(sleeps.delays) == 2  # two retries, then the error
@@ -241,7 +241,7 @@ def test_unresolvable_host_is_a_clear_connection_error():
         timeout=Timeout(connect=5),
     )
     resp = client.chat("q")
-    assert resp._wait(BOUND)
+    assert resp.join(BOUND)
     assert resp.status == "error" and isinstance(resp.error, (APIConnectionError, APITimeoutError))
     assert "no-such-host.invalid" in str(resp.error) or "connect" in str(resp.error)
 
@@ -266,7 +266,7 @@ def test_server_closes_during_a_retry_wait():
         srv.enqueue(Script(status=503))
         client = Client(api_key=KEY, base_url=srv.url, retry=RetryPolicy(sleep=restart_while_sleeping))
         resp = client.chat("q")
-        assert resp._wait(BOUND)
+        assert resp.join(BOUND)
         assert resp.status == "ok" and resp.text == TEXT
         assert restarted and len(restarted[0].requests) == 1
         assert wait_until(lambda: restarted[0].active == 0, 3)
@@ -289,7 +289,7 @@ def test_client_cancel_during_the_retry_wait(srv):
     assert gate.wait(5)
     t0 = time.monotonic()
     resp.cancel()
-    assert resp._wait(2) and time.monotonic() - t0 < 1
+    assert resp.join(2) and time.monotonic() - t0 < 1
     assert resp.status == "cancelled" and resp.error is None
     time.sleep(0.2)
     assert len(srv.requests) == 1  # the retry was never sent

@@ -68,7 +68,7 @@ def test_every_request_leaves_a_record_with_its_fields(srv):
 def test_errors_retries_and_chat_names_are_recorded(srv):
     client = make_client(srv)
     srv.enqueue(Script(status=400))
-    client.chat("bad")._wait()
+    client.chat("bad").join()
     srv.enqueue(Script(status=503), Script(text="after a retry"))
     assert client.chat("flaky").text == "after a retry"
     conv = ds_magic.Conversation("notes")
@@ -117,7 +117,7 @@ def test_stats_totals_and_price_override(srv):
     srv.enqueue(Script(text="one two three"), Script(text="four five"), Script(status=401))
     r1, r2 = client.chat("a"), client.chat("b")
     r1.wait(), r2.wait()
-    client.chat("c")._wait()
+    client.chat("c").join()
     s = ds_magic.stats()
     assert s["requests"] == 3
     assert s["by_status"] == {"ok": 2, "error": 1}
@@ -174,7 +174,7 @@ def test_prometheus_endpoint_is_scraped_over_http(srv):
         assert before[ok] >= 1
         srv.enqueue(Script(text="hello metrics"), Script(status=400))
         client.chat("x").wait()
-        client.chat("y")._wait()
+        client.chat("y").join()
         deadline = time.monotonic() + 2
         while True:  # the record hooks run on the engine thread, just after the answer ends
             after = _scrape(server.url)

@@ -171,7 +171,7 @@ def test_cancel_mid_secret_shows_no_part_of_it(srv):
         time.sleep(0.002)
     assert answer.held >= 8
     resp.cancel()
-    resp._wait(5)
+    resp.join(5)
     assert resp.status == "cancelled"
     assert srv.wait_for_disconnect(2) is not None
     assert "Ab3" not in resp.text and "sk-" not in resp.text

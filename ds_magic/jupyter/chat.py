@@ -39,13 +39,13 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from ..engine import get_engine
-from .stream_view import _answer_html, footer_text, status_text
 from ..conversation import Conversation, Turn
+from ..engine import get_engine
 from ..pricing import estimate_cost
-from .render import Throttle, escape_pre, format_footer
 from ..response import Response
 from ..types import Event, Usage
+from .render import Throttle, escape_pre, format_footer
+from .stream_view import _answer_html, footer_text, status_text
 
 __all__ = ["Chat", "chat_command"]
 

@@ -23,11 +23,15 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
-from ..client import Client, build_body
+from ..client import Client
 from ..conversation import ConversationStore, history_text
 from ..errors import DeepSeekError
 from ..interpolate import interpolate
+from ..request import build_body
 from ..response import Response
+from .display import mark_shown
+from .display import register as register_display
+from .display import unregister as unregister_display
 
 __all__ = ["DeepSeekMagics", "DeepSeekCellError", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -345,7 +349,7 @@ class DeepSeekMagics(Magics):
             self.shell.set_next_input(code.rstrip("\n"), replace=False)
         self.shell.user_ns["_ds_last"] = resp
         if isinstance(value, Response):
-            value._displayed_by_view = True
+            mark_shown(value)
         return value
 
     # ------------------------------------------------------------------ the magic
@@ -419,13 +423,13 @@ class DeepSeekMagics(Magics):
             mode = "block"  # reached only when the cell was not rewritten (e.g. run_cell_magic)
         resp, view = self._start(call, mode)
         if mode == "background":
-            resp._displayed_by_view = True
+            mark_shown(resp)
             return resp
         if hasattr(view, "run"):
             view.run()  # terminal: print as it streams; Ctrl-C cancels
         else:
             try:
-                resp._wait()
+                resp.join()
             except KeyboardInterrupt:
                 view.wait_finalized()
                 raise
@@ -445,9 +449,9 @@ class DeepSeekMagics(Magics):
         resp, view = self._start(call, mode)
         interrupted = False
         try:
-            await resp._await_done()
+            await resp.finished()
         except (asyncio.CancelledError, KeyboardInterrupt):
-            # ■: ipykernel cancels the cell's task and _await_done has already cancelled the request.
+            # ■: ipykernel cancels the cell's task and finished() has already cancelled the request.
             # The user asked for it, so say what happened in one line rather than show a traceback
             # through asyncio; the cell still fails, so Run All stops here.
             interrupted = True
@@ -663,6 +667,7 @@ def load_ipython_extension(ip: Any) -> None:
     if magics not in ip.configurables:
         ip.configurables.append(magics)
     _state.magics = magics
+    register_display(ip)
     ip.user_ns[RUNNER_NAME] = _run_cell
     ip.user_ns_hidden[RUNNER_NAME] = _run_cell
     if _transform not in ip.input_transformers_cleanup:
@@ -701,5 +706,6 @@ def unload_ipython_extension(ip: Any) -> None:
     if _state.sigint_installed and kernel is not None:
         kernel.saved_sigint_handler = _state.prev_sigint if _state.prev_sigint is not None else signal.SIG_IGN
         _state.sigint_installed = False
+    unregister_display(ip)
     _state.magics = None
     _state.clients.clear()

@@ -20,9 +20,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..pricing import estimate_cost
-from .render import Throttle, escape_pre, format_footer, markdown_to_safe_html
 from ..response import Response
 from ..types import Event
+from .render import Throttle, escape_pre, format_footer, markdown_to_safe_html
 
 __all__ = ["StreamView", "TextView", "footer_text"]
 
@@ -155,7 +155,7 @@ class StreamView:
             return
         if ev.kind not in ("answer", "reasoning", "tool_call"):
             return
-        size = self.resp._chars  # not len(text_so_far): that joins every piece, per event
+        size = self.resp.chars  # not len(text_so_far): that joins every piece, per event
         # Every update resends the whole answer, so a long answer is refreshed less often as it
         # goes on (1/30 of the time so far): the message count then grows with the log of the
         # answer's length, not linearly (about 90 updates for 2,000 tokens at 100 tok/s).
