@@ -62,10 +62,17 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 class DeepSeekError(Exception):
-    """Base class of every error ds_magic raises on purpose."""
+    """Base class of every error ds_magic raises on purpose.
 
-    def __init__(self, message: str) -> None:
-        super().__init__(_one_line(redact(message)))
+    The message is ``what`` happened, then `` — `` and the ``hint``: what to do, in core terms
+    (``DEEPSEEK_API_KEY``, ``Client(timeout=...)``). A user interface may show its own hint for the
+    same error instead (the notebook layer names ``%deepseek key``, ``%config ...``).
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        self.what = _one_line(redact(message))
+        self.hint = _one_line(redact(hint)) if hint else None
+        super().__init__(f"{self.what} — {self.hint}" if self.hint else self.what)
 
     @property
     def message(self) -> str:
@@ -74,18 +81,20 @@ class DeepSeekError(Exception):
 
 class MissingAPIKeyError(DeepSeekError):
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(
-            message
-            or "No DeepSeek API key: set the DEEPSEEK_API_KEY environment variable, pass "
-            "Client(api_key=...), or run %deepseek key in a notebook."
-        )
+        if message is not None:
+            super().__init__(message)
+        else:
+            super().__init__(
+                "No DeepSeek API key",
+                "set the DEEPSEEK_API_KEY environment variable or pass Client(api_key=...)",
+            )
 
 
 class APIStatusError(DeepSeekError):
     """The API answered with an HTTP error status."""
 
     status_code: int
-    hint = "check the request and try again"
+    hint: str | None = "check the request and try again"
 
     def __init__(
         self, status_code: int, server_message: str, body: Any = None, hint: str | None = None
@@ -94,7 +103,7 @@ class APIStatusError(DeepSeekError):
         self.body = body
         self.server_message = _one_line(redact(server_message), 200)
         text = f"{status_code}: {self.server_message}" if self.server_message else f"HTTP {status_code}"
-        super().__init__(f"{text} — {hint or self.hint}")
+        super().__init__(text, hint or type(self).hint)
 
 
 class BadRequestError(APIStatusError):
@@ -102,7 +111,7 @@ class BadRequestError(APIStatusError):
 
 
 class AuthenticationError(APIStatusError):
-    hint = "the API key was rejected; set DEEPSEEK_API_KEY or run %deepseek key"
+    hint = "the API key was rejected; check DEEPSEEK_API_KEY (or Client(api_key=...))"
 
 
 class InsufficientBalanceError(APIStatusError):
@@ -149,8 +158,7 @@ class APITimeoutError(DeepSeekError, _PartialMixin):
             after = f" for {seconds:g} s"
         kept = f"; the partial answer ({len(partial)} chars) was kept" if partial else ""
         super().__init__(
-            f"Timed out: {what}{after}{kept} — try again, or raise the timeout"
-            " (Client(timeout=...), or %config DeepSeekMagics.timeout = 600 in a notebook)"
+            f"Timed out: {what}{after}{kept}", "try again, or raise the timeout (Client(timeout=...))"
         )
 
 
@@ -158,7 +166,7 @@ class APIConnectionError(DeepSeekError):
     def __init__(self, detail: str, url: str = "") -> None:
         where = f" to {url}" if url else ""
         super().__init__(
-            f"Could not connect{where}: {detail} — check the network and DEEPSEEK_BASE_URL, then try again"
+            f"Could not connect{where}: {detail}", "check the network and DEEPSEEK_BASE_URL, then try again"
         )
 
 
@@ -170,7 +178,7 @@ class StreamInterruptedError(DeepSeekError, _PartialMixin):
         self.partial_reasoning = partial_reasoning
         self.detail = detail
         kept = f"; the partial answer ({len(partial)} chars) was kept" if partial or partial_reasoning else ""
-        super().__init__(f"The answer was interrupted: {detail}{kept} — run the cell again to retry")
+        super().__init__(f"The answer was interrupted: {detail}{kept}", "send it again to retry")
 
 
 class StreamDecodeError(DeepSeekError):
@@ -180,7 +188,8 @@ class StreamDecodeError(DeepSeekError):
         self.raw = raw
         preview = raw[:80] + ("…" if len(raw) > 80 else "")
         super().__init__(
-            f"DeepSeek sent data that is not valid JSON ({detail}): {preview!r} — check the API status and try again"
+            f"DeepSeek sent data that is not valid JSON ({detail}): {preview!r}",
+            "check the API status and try again",
         )
 
 
@@ -193,7 +202,9 @@ class StreamError(DeepSeekError, _PartialMixin):
         self.body = body
         self.partial = partial
         self.partial_reasoning = partial_reasoning
-        super().__init__(f"The server reported an error mid-stream: {server_message} — try again in a moment")
+        super().__init__(
+            f"The server reported an error mid-stream: {server_message}", "try again in a moment"
+        )
 
 
 class SecretInPromptError(DeepSeekError):
@@ -207,6 +218,6 @@ class SecretInPromptError(DeepSeekError):
         first = self.findings[0].describe()
         more = f" and {len(self.findings) - 1} more" if len(self.findings) > 1 else ""
         super().__init__(
-            f"Not sent: the prompt contains what looks like {first}{more}. Remove it, "
-            "or pass --allow-secrets (allow_secrets=True) if you really mean to send it."
+            f"Not sent: the prompt contains what looks like {first}{more}",
+            "remove it, or pass allow_secrets=True if you really mean to send it",
         )

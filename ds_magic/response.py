@@ -34,7 +34,7 @@ from .types import (
 if TYPE_CHECKING:
     from .redact import Redactor, RedactRules
 
-__all__ = ["Response"]
+__all__ = ["Response", "ResponseWriter"]
 
 _log = logging.getLogger("ds_magic")
 
@@ -520,3 +520,36 @@ class Response:
 
 def _in_engine_thread() -> bool:
     return threading.current_thread().name == "ds-engine"
+
+
+class ResponseWriter:
+    """The producer's side of a :class:`Response`: what the runner, the cache and batch call.
+
+    A ``Response`` is read by anyone and written only through its writer, on the engine thread.
+    ``before_done`` hooks (history, run records) run inside :meth:`finish`, before the response
+    reports done, so whoever sees it done also sees its bookkeeping.
+    """
+
+    __slots__ = ("response",)
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+    def start(self) -> None:
+        """The request starts now (after any wait behind an earlier turn): clocks start here."""
+        self.response._start_clock()
+
+    def set_request(self, body: dict[str, Any]) -> None:
+        self.response.request = body
+
+    def push(self, ev: Event) -> None:
+        self.response._push_many((ev,))
+
+    def push_many(self, events: Sequence[Event]) -> None:
+        self.response._push_many(events)
+
+    def finish(
+        self, status: Status, error: DeepSeekError | None = None, finish_reason: str | None = None
+    ) -> None:
+        """End the response (once; later calls are ignored)."""
+        self.response._finish(status, error, finish_reason)

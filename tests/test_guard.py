@@ -60,7 +60,7 @@ def test_refused_prompt_is_not_sent_and_the_message_never_echoes_it(srv):
     for shown in (str(err), repr(err), repr(err.findings)):
         assert secret not in shown and secret[:12] not in shown
     assert "GitHub token" in str(err) and "line 2" in str(err)
-    assert "--allow-secrets" in str(err) and "\n" not in str(err)
+    assert "allow_secrets=True" in str(err) and "\n" not in str(err)
     assert isinstance(err, ds_magic.DeepSeekError)
     assert srv.requests == []
 
