@@ -67,7 +67,7 @@ PROBE_SETUP = r"""
 def _ds_soak_probe(port):
     import asyncio, gc, json, os, sys, threading, warnings
     from ds_magic import records
-    from ds_magic.jupyter import magics as _magics
+    from ds_magic.jupyter.session import session
     from ds_magic.engine import get_engine
     from ds_magic.jupyter.stream_view import StreamView
     from ds_magic.response import Response
@@ -114,8 +114,8 @@ def _ds_soak_probe(port):
     live = [o for o in gc.get_objects() if type(o) is Response]
     reachable = {id(v) for v in ip.user_ns.get("Out", {}).values() if type(v) is Response}
     reachable |= {id(v) for v in ip.user_ns.values() if type(v) is Response}
-    if _magics._state.last is not None:
-        reachable.add(id(_magics._state.last))
+    if session.last is not None:
+        reachable.add(id(session.last))
     # IPython's cull of a full Out cache pops _N from user_ns but not from user_ns_hidden.
     hidden = {id(v) for v in ip.user_ns_hidden.values() if type(v) is Response} - reachable
     # What each kept Response holds of the request it sent: the whole history, as new dicts.
@@ -128,8 +128,8 @@ def _ds_soak_probe(port):
             request_bytes += sys.getsizeof(msgs) + sum(sys.getsizeof(m) for m in msgs)
     history = 0
     turns = 0
-    for name in _magics._state.store.names():
-        conv = _magics._state.store.get(name)
+    for name in session.store.names():
+        conv = session.store.get(name)
         with conv._lock:
             for t in conv.turns:
                 turns += 1
@@ -153,7 +153,7 @@ def _ds_soak_probe(port):
         "request_messages": request_messages,
         "request_bytes": request_bytes,
         "responses_in_out": sum(1 for v in ip.user_ns.get("Out", {}).values() if type(v) is Response),
-        "active_responses": len(_magics._state.active),
+        "active_responses": len(session.active),
         "pending_records": len(records._pending),
         "history_bytes": history,
         "turns": turns,

@@ -292,3 +292,35 @@ def test_interrupt_while_idle_stops_background_stream(srv, k):
     d = srv.wait_for_disconnect(5)
     assert d is not None and d.time - t0 < 0.5
     assert "cancelled" in k.run("import time; time.sleep(0.2); print(bg2.status)", timeout=10).stdout
+
+
+def test_dry_run_prints_exactly_the_body_that_is_then_sent(srv, k):
+    srv.enqueue(Script(text='{"n": 1}', reasoning=""), Script(text='{"n": 2}', reasoning=""))
+    cell = "%%deepseek -c dry -t 0.5 --max-tokens 300 --stop END --json -s 'Be brief.'\n"
+    assert k.run(cell + "first json?", timeout=30).status == "ok"
+    dry = k.run(cell.replace("%%deepseek", "%%deepseek --dry-run") + "second json?", timeout=10)
+    assert dry.status == "ok" and len(srv.requests) == 1  # a dry run sends nothing
+    assert k.run(cell + "second json?", timeout=30).status == "ok"
+    assert json.loads(dry.stdout) == srv.requests[-1].body  # the history and every parameter
+    sent = srv.requests[-1].body
+    assert [m["role"] for m in sent["messages"]] == ["system", "user", "assistant", "user"]
+    assert sent["temperature"] == 0.5 and sent["response_format"] == {"type": "json_object"}
+
+
+def test_timeout_error_says_how_to_raise_it(srv, k):
+    srv.enqueue(Script(text="half an answer " * 20, reasoning="", fault="stall", fault_after=6))
+    k.run("%config DeepSeekMagics.timeout = 0.8", timeout=10).raise_for_error()
+    try:
+        r = k.run("%%deepseek --no-history\nslow", timeout=30)
+    finally:
+        k.run("%config DeepSeekMagics.timeout = None", timeout=10).raise_for_error()
+    assert r.status == "error" and r.error.ename == "DeepSeekCellError"
+    assert "Timed out" in r.error.evalue and "%config DeepSeekMagics.timeout" in r.error.evalue
+    assert "Client(timeout" not in r.error.evalue and "\n" not in r.error.evalue
+
+
+def test_stats_without_records_says_why(srv, kernel_factory):
+    k = kernel_factory(env={"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": srv.url})
+    r = k.run("%deepseek stats", timeout=30)
+    assert r.status == "error" and r.error.ename == "DeepSeekCellError"
+    assert "No run records" in r.error.evalue and "%%deepseek" in r.error.evalue

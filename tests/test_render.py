@@ -11,7 +11,6 @@ from markdown_it import MarkdownIt
 from ds_magic.jupyter.render import (
     Throttle,
     escape_pre,
-    footer_html,
     format_footer,
     is_safe_href,
     markdown_to_safe_html,
@@ -283,15 +282,6 @@ def test_throttle_stretches_for_large_state() -> None:
     assert not throttle.ready(300_000)  # 2 s
 
 
-def test_throttle_reset() -> None:
-    clock = FakeClock()
-    throttle = Throttle(clock=clock)
-    throttle.mark()
-    assert not throttle.ready()
-    throttle.reset()
-    assert throttle.ready()
-
-
 def test_footer_example() -> None:
     text = format_footer(
         model="deepseek-flash",
@@ -323,10 +313,3 @@ def test_footer_cancelled_with_retries() -> None:
     )
     assert text == "m · cancelled · first token 1.00 s · 1,234 tokens · 1 min 15 s · 2 retries"
     assert "1 retry" in format_footer(ttft=None, tokens=0, tokens_per_second=None, elapsed=None, retries=1)
-
-
-def test_footer_html_is_escaped_small_and_grey() -> None:
-    out = footer_html("<script>x</script> · ≈$0.01")
-    assert "&lt;script&gt;" in out
-    assert "color:#888" in out and "font-size:0.85em" in out
-    assert_safe(out)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as w
 
 from ..batch import BatchProgress, format_progress
+from .display import show_output, update_output
 
 if TYPE_CHECKING:
     from ..batch import BatchResult
@@ -52,9 +53,7 @@ class BatchProgressView:
         return f"<span style='font-family:monospace;font-size:90%'>{html.escape(text)}</span>"
 
     def show(self) -> None:
-        from IPython.display import display
-
-        display(self.box, display_id=self.display_id)  # type: ignore[no-untyped-call]
+        show_output(self.box, display_id=self.display_id)
 
     def update(self, p: BatchProgress) -> None:
         now = time.monotonic()
@@ -72,14 +71,12 @@ class BatchProgressView:
         self._finalize(p)
 
     def _finalize(self, p: BatchProgress) -> None:
-        from IPython.display import update_display
-
         line = format_progress(p)
         color = "#c0392b" if p.failed else ("#b9770e" if p.cancelled else "#1e8449")
         bundle = {
             "text/plain": line,
             "text/html": f"<div style='font-family:monospace;font-size:90%;color:{color}'>{html.escape(line)}</div>",
         }
-        update_display(bundle, raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
+        update_output(bundle, self.display_id)
         for widget in (self.cancel_button, self.bar, self.label, self.box):
             widget.close()

@@ -11,7 +11,7 @@ the engine thread (chat.py); the front end writes ``model`` (the selector) and `
 in the input). Clicks and Enter arrive as custom messages: ``{"event": "send", "text": ...}``,
 ``{"event": "cancel"}``, ``{"event": "new_chat"}``.
 
-Saved notebooks: ``_ds_chat_id`` (the model's own id, set once before display) lets the front end
+Saved notebooks: ``_ds_chat_id`` (the model's own id, set when the widget is made) lets the front end
 find its model, tell a live chat from a saved one, and keep a read-only copy of the chat in the
 notebook's widget-state metadata when JupyterLab or Notebook 7 saves it (see ``chat_widget.js``).
 """
@@ -19,6 +19,7 @@ notebook's widget-state metadata when JupyterLab or Notebook 7 saves it (see ``c
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anywidget
 import traitlets as t
@@ -51,3 +52,7 @@ class ChatWidget(anywidget.AnyWidget):
     draft = t.Unicode("").tag(sync=True)
     #: This model's id; marks the chat's state among other widgets' in the notebook metadata.
     _ds_chat_id = t.Unicode("").tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ds_chat_id = self.model_id

@@ -11,9 +11,11 @@ import threading
 import weakref
 from typing import Any
 
+from IPython.display import display, update_display
+
 from ..response import Response
 
-__all__ = ["mark_shown", "register", "unregister"]
+__all__ = ["mark_shown", "register", "unregister", "show_output", "update_output"]
 
 _shown: weakref.WeakSet[Response] = weakref.WeakSet()
 _lock = threading.Lock()
@@ -25,14 +27,22 @@ def mark_shown(resp: Response) -> None:
         _shown.add(resp)
 
 
+def show_output(obj: Any, *, raw: bool = False, display_id: str | None = None) -> None:
+    """IPython's ``display()`` (untyped upstream), in one typed place for the notebook layer."""
+    display(obj, raw=raw, display_id=display_id)  # type: ignore[no-untyped-call]
+
+
+def update_output(bundle: dict[str, str], display_id: str) -> None:
+    """Replace the output shown under ``display_id`` by this raw mime bundle."""
+    update_display(bundle, raw=True, display_id=display_id)  # type: ignore[no-untyped-call]
+
+
 def _display(resp: Response) -> None:
     with _lock:
         if resp in _shown:
             _shown.discard(resp)
             return
-    from IPython.display import display
-
-    display({"text/plain": repr(resp)}, raw=True)  # type: ignore[no-untyped-call]
+    show_output({"text/plain": repr(resp)}, raw=True)
 
 
 def register(ip: Any) -> None:

@@ -31,7 +31,7 @@ __all__ = [
     "Throttle",
     "STATE_BYTES_PER_SECOND",
     "format_footer",
-    "footer_html",
+    "answer_html",
 ]
 
 # After markdown-it's normalizeLink the href is percent-encoded, so anything outside printable ASCII
@@ -136,6 +136,11 @@ def escape_pre(text: str) -> str:
     return f'<pre style="white-space:pre-wrap;margin:0">{html.escape(text)}</pre>'
 
 
+def answer_html(text: str, fmt: str) -> str:
+    """An answer as the page gets it: safe Markdown for ``fmt == "markdown"``, else escaped text."""
+    return markdown_to_safe_html(text) if fmt == "markdown" else escape_pre(text)
+
+
 STATE_BYTES_PER_SECOND = 150_000
 """Budget for full-state updates (kernel-and-widgets.md §9.5): each update resends everything."""
 
@@ -165,9 +170,6 @@ class Throttle:
 
     def mark(self) -> None:
         self._last = self._clock()
-
-    def reset(self) -> None:
-        self._last = None
 
     def __repr__(self) -> str:
         return f"Throttle(interval={self.interval!r}, last={self._last!r})"
@@ -222,8 +224,3 @@ def format_footer(
     elif cost is not None:
         parts.append(cost)
     return " · ".join(parts)
-
-
-def footer_html(text: str) -> str:
-    """The footer line, escaped, in small grey type."""
-    return f'<div style="color:#888;font-size:0.85em;margin-top:0.4em">{html.escape(text)}</div>'

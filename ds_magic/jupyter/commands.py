@@ -1,0 +1,174 @@
+"""The ``%deepseek`` line subcommands: ``COMMANDS[name](settings, rest)``.
+
+A line that does not start with one of these names is a one-line prompt (magics.py).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ..client import DEFAULT_BASE_URL
+from ..conversation import history_text
+from ..errors import DeepSeekError
+from ..guard import mask_key
+from ..records import stats
+from .display import show_output
+from .errors import DeepSeekCellError, cell_error
+from .kernel_hooks import resolve_mode
+from .session import cancel_all, session
+from .settings import Settings
+
+__all__ = ["COMMANDS", "USAGE"]
+
+USAGE = (
+    "Usage: %deepseek history | chats | reset | fork | export | import | models | key | cancel-all | "
+    "config | stats | cache | chat, or %%deepseek for a cell"
+)
+
+
+def _history(settings: Settings, rest: list[str]) -> None:
+    name = "default"
+    if rest[:1] in (["--chat"], ["-c"]) and len(rest) > 1:
+        name = rest[1]
+    elif rest:
+        name = rest[0]
+    try:
+        conv = session.store.get(name, create=False)
+    except KeyError:
+        existing = ", ".join(session.store.names()) or "none"
+        raise DeepSeekCellError(f"No conversation named {name!r}; existing: {existing}") from None
+    print(history_text(conv) or f"(conversation {name!r} is empty)")
+
+
+def _chats(settings: Settings, rest: list[str]) -> None:
+    names = session.store.names()
+    if not names:
+        print("(no conversations yet)")
+    for n in names:
+        print(f"{n}: {len(session.store.get(n))} turns")
+
+
+def _reset(settings: Settings, rest: list[str]) -> None:
+    name = rest[0] if rest else "default"
+    session.store.reset(name)
+    print(f"Conversation {name!r} cleared.")
+
+
+def _fork(settings: Settings, rest: list[str]) -> None:
+    if len(rest) != 2:
+        raise DeepSeekCellError("Usage: %deepseek fork SRC DST")
+    try:
+        session.store.fork(rest[0], rest[1])
+    except (KeyError, ValueError) as exc:
+        raise DeepSeekCellError(str(exc).strip("'\"")) from None
+    print(f"Forked {rest[0]!r} into {rest[1]!r}.")
+
+
+def _export(settings: Settings, rest: list[str]) -> None:
+    if len(rest) != 1:
+        raise DeepSeekCellError("Usage: %deepseek export FILE.json")
+    session.store.export(rest[0])
+    n = len(session.store.names())
+    print(f"Exported {n} conversation(s) to {rest[0]} (no API key is ever written).")
+
+
+def _import(settings: Settings, rest: list[str]) -> None:
+    if len(rest) != 1:
+        raise DeepSeekCellError("Usage: %deepseek import FILE.json")
+    try:
+        names = session.store.import_(rest[0])
+    except (OSError, ValueError) as exc:
+        raise DeepSeekCellError(f"Could not import {rest[0]}: {exc}") from None
+    print(f"Imported: {', '.join(names)}")
+
+
+def _models(settings: Settings, rest: list[str]) -> list[str]:
+    try:
+        models = session.client(settings).models()
+    except (DeepSeekError, ValueError) as exc:
+        raise cell_error(exc) from None
+    for m in models:
+        print(m)
+    return models
+
+
+def _key(settings: Settings, rest: list[str]) -> None:
+    key = getpass.getpass("DeepSeek API key (kept in memory only): ").strip()
+    if not key:
+        raise DeepSeekCellError("No key entered; nothing changed.")
+    session.set_api_key(key)
+    print("API key set for this kernel (in memory only).")
+
+
+def _cancel_all(settings: Settings, rest: list[str]) -> None:
+    print(f"Cancelled {cancel_all()} request(s).")
+
+
+def _config(settings: Settings, rest: list[str]) -> None:
+    for name in sorted(settings.trait_names(config=True)):
+        print(f"DeepSeekMagics.{name} = {getattr(settings, name)!r}")
+    key = session.api_key or os.environ.get("DEEPSEEK_API_KEY", "")
+    source = "%deepseek key" if session.api_key else ("DEEPSEEK_API_KEY" if key else "not set")
+    print(f"API key: {mask_key(key)} ({source})")
+    print(f"Base URL: {settings.base_url or os.environ.get('DEEPSEEK_BASE_URL') or DEFAULT_BASE_URL}")
+    print(f"Wait mode now: {resolve_mode(settings)}")
+
+
+def _stats(settings: Settings, rest: list[str]) -> None:
+    totals = stats()
+    if not totals["requests"]:
+        raise DeepSeekCellError(
+            "No run records: no request has ended in this kernel yet (or the records were cleared) "
+            "— run a %%deepseek cell, then %deepseek stats"
+        )
+    for key, value in totals.items():
+        print(f"{key}: {value}")
+    try:
+        figure = stats(plot=True)["figure"]
+    except ImportError:
+        return  # the totals above are the whole answer without matplotlib
+    show_output(figure)
+
+
+def _cache(settings: Settings, rest: list[str]) -> Any:
+    from ..cache import default_cache  # sqlite3 is imported only when a cache is used
+
+    store = default_cache()
+    action = rest[0] if rest else "stats"
+    if action == "stats":
+        st = store.stats()
+        for key, value in st.items():
+            print(f"{key}: {value}")
+        return st
+    if action == "clear":
+        store.clear()
+        print("Response cache cleared.")
+        return None
+    raise DeepSeekCellError("Usage: %deepseek cache stats | clear")
+
+
+def _chat(settings: Settings, rest: list[str]) -> Any:
+    """``%deepseek chat [NAME]``: an interactive chat widget on conversation NAME (chat.py)."""
+    from .chat import chat_command  # anywidget and the chat's front end load on first use
+
+    return chat_command(rest)
+
+
+COMMANDS: dict[str, Callable[[Settings, list[str]], Any]] = {
+    "history": _history,
+    "chats": _chats,
+    "reset": _reset,
+    "fork": _fork,
+    "export": _export,
+    "import": _import,
+    "models": _models,
+    "key": _key,
+    "cancel-all": _cancel_all,
+    "config": _config,
+    "stats": _stats,
+    "cache": _cache,
+    "chat": _chat,
+}
