@@ -318,9 +318,3 @@ def test_timeout_error_says_how_to_raise_it(srv, k):
     assert "Timed out" in r.error.evalue and "%config DeepSeekMagics.timeout" in r.error.evalue
     assert "Client(timeout" not in r.error.evalue and "\n" not in r.error.evalue
 
-
-def test_stats_without_records_says_why(srv, kernel_factory):
-    k = kernel_factory(env={"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": srv.url})
-    r = k.run("%deepseek stats", timeout=30)
-    assert r.status == "error" and r.error.ename == "DeepSeekCellError"
-    assert "No run records" in r.error.evalue and "%%deepseek" in r.error.evalue
