@@ -14,8 +14,8 @@ from offline_helpers import KEY, Sleeps
 
 from ds_magic import Client, RetryPolicy, StreamInterruptedError
 from ds_magic.conversation import Conversation
-from ds_magic.pricing import estimate_cost
 from ds_magic.jupyter.render import format_footer
+from ds_magic.pricing import estimate_cost
 from ds_magic.testing import OfflineServer, Script, split_tokens
 
 TEXT = (

@@ -150,7 +150,7 @@ class DeepSeekMagics(Magics):
                         timeout=self.timeout,
                         model=self.model,
                         resume=self.resume,
-                        filters=list(self.redact) or None,
+                        redact=list(self.redact) or None,
                     )
                     _state.clients[ident] = client
                 return client
