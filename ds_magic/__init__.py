@@ -80,7 +80,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         StreamError,
         StreamInterruptedError,
     )
-    from .jupyter.chat import Chat
     from .metrics import serve_metrics
     from .records import records, stats
     from .redact import RedactRules
