@@ -74,14 +74,11 @@ def measure_ds_magic(srv: OfflineServer, tokens: int, tps: float, pause: float) 
         time.sleep(pause)
 
     resp.add_listener(slow_listener)
-    readers: list = []
     read: list[str] = []
     done_at: dict[str, float] = {}
 
     def consumer() -> None:
         for ev in resp:
-            if not readers and resp._readers:
-                readers.extend(resp._readers)
             if ev.kind == "answer":
                 read.append(ev.text)
             time.sleep(pause)
@@ -92,7 +89,7 @@ def measure_ds_magic(srv: OfflineServer, tokens: int, tps: float, pause: float) 
     server_done = wait_for(lambda: bool(srv.completed), 120)
     engine_done = wait_for(lambda: resp.done, 120)
     th.join(120)
-    box = resp._listeners[0] if resp._listeners else None
+    reader_peak, listener_peak = resp.backlog_peak
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     stop.set()
@@ -100,8 +97,8 @@ def measure_ds_magic(srv: OfflineServer, tokens: int, tps: float, pause: float) 
     assert "".join(read) == text, "the slow reader lost text"
     assert server_done is not None and engine_done is not None
     return {
-        "reader_max_pending": float(max(r.max_pending for r in readers)),
-        "listener_max_pending": float(box.max_pending if box else -1),
+        "reader_max_pending": float(reader_peak),
+        "listener_max_pending": float(listener_peak),
         "listener_calls": float(calls["n"]),
         "events_sent": float(tokens),
         "done_after_server_s": max(engine_done - server_done, 0.0),

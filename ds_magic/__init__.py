@@ -16,7 +16,7 @@ _LAZY = {
     "Client": "client",
     "DEFAULT_MODEL": "client",
     "Response": "response",
-    "Timeout": "runner",
+    "Timeout": "deadlines",
     "RetryPolicy": "retry",
     "Conversation": "conversation",
     "ConversationStore": "conversation",
@@ -63,6 +63,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
     from .cache import ResponseCache
     from .client import DEFAULT_MODEL, Client
     from .conversation import Conversation, ConversationStore
+    from .deadlines import Timeout
     from .errors import (
         APIConnectionError,
         APIStatusError,
@@ -79,13 +80,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         StreamError,
         StreamInterruptedError,
     )
-    from .jupyter.chat import Chat
     from .metrics import serve_metrics
     from .records import records, stats
     from .redact import RedactRules
     from .response import Response
     from .retry import RetryPolicy
-    from .runner import Timeout
     from .split import split_text
     from .sse import ServerSentEvent, SSEDecoder
     from .types import (

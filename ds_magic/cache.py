@@ -31,14 +31,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from .errors import DeepSeekError
-from .response import Response
-from .runner import RequestSpec, bind_cancel, run_request
+from .response import Response, ResponseWriter
 from .types import AnswerDelta, ReasoningDelta, ToolCallDelta, Usage, UsageEvent
 
-__all__ = ["ResponseCache", "CachedAnswer", "request_key", "default_cache_path", "default_cache"]
+__all__ = [
+    "ResponseCache",
+    "CachedAnswer",
+    "request_key",
+    "default_cache_path",
+    "default_cache",
+    "lookup",
+    "store",
+    "replay",
+]
 
 _log = logging.getLogger("ds_magic")
 
@@ -73,11 +78,16 @@ def default_cache_path() -> Path:
     return root / "ds_magic" / "responses.sqlite3"
 
 
-def request_key(body: Mapping[str, Any], *, beta: bool = False) -> str:
-    """The cache key of a request body: SHA-256 of its canonical JSON, delivery options left out."""
+def request_key(body: Mapping[str, Any], *, scope: tuple[str, ...] = ()) -> str:
+    """The cache key of a request body: SHA-256 of its canonical JSON, delivery options left out.
+
+    ``scope`` is whatever else decides the answer a client gets: the endpoint (``"beta"``) and its
+    redaction rules (``RedactRules.fingerprint``), so one client is never served another's masked
+    answer, nor a client without rules a masked one.
+    """
     canon = {k: v for k, v in body.items() if k not in _NOT_IN_KEY}
     payload = json.dumps(
-        [_KEY_VERSION, "beta" if beta else "", canon],
+        [_KEY_VERSION, *scope, canon],
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -181,9 +191,6 @@ class ResponseCache:
         self.misses = 0
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        # Answers that ended but are still being written (run_cached): a lookup that comes right
-        # after the answer must already hit.
-        self._staged: dict[str, CachedAnswer] = {}
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.path)!r}, max_bytes={self.max_bytes})"
@@ -213,10 +220,6 @@ class ResponseCache:
     def get(self, key: str) -> CachedAnswer | None:
         """The stored answer for ``key`` (and mark it used), or None."""
         with self._lock:
-            staged = self._staged.get(key)
-            if staged is not None:
-                self.hits += 1
-                return staged
             db = self._conn()
             row = db.execute("SELECT value, model, created FROM responses WHERE key = ?", (key,)).fetchone()
             if row is None:
@@ -241,29 +244,22 @@ class ResponseCache:
         value = answer.to_json()
         size = len(value.encode("utf-8")) + len(key) + len(answer.model) + 32
         with self._lock:
+            if size > self.max_bytes:
+                return False
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
             try:
-                if size > self.max_bytes:
-                    return False
-                db = self._conn()
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    db.execute(
-                        "INSERT OR REPLACE INTO responses (key, model, created, last_used, size, hits, value) "
-                        "VALUES (?, ?, ?, ?, ?, 0, ?)",
-                        (key, answer.model, answer.created or time.time(), time.time_ns(), size, value),
-                    )
-                    self._evict(db)
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-            finally:
-                self._staged.pop(key, None)
+                db.execute(
+                    "INSERT OR REPLACE INTO responses (key, model, created, last_used, size, hits, value) "
+                    "VALUES (?, ?, ?, ?, ?, 0, ?)",
+                    (key, answer.model, answer.created or time.time(), time.time_ns(), size, value),
+                )
+                self._evict(db)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         return True
-
-    def _stage(self, key: str, answer: CachedAnswer) -> None:
-        with self._lock:
-            self._staged[key] = answer
 
     def _evict(self, db: sqlite3.Connection) -> None:
         total = db.execute("SELECT COALESCE(SUM(size), 0) FROM responses").fetchone()[0]
@@ -283,10 +279,6 @@ class ResponseCache:
         with self._lock:
             db = self._conn()
             entries, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM responses").fetchone()
-            for key, answer in self._staged.items():  # ended, being written right now
-                if db.execute("SELECT 1 FROM responses WHERE key = ?", (key,)).fetchone() is None:
-                    entries += 1
-                    size += len(answer.to_json().encode("utf-8")) + len(key) + len(answer.model) + 32
         return {
             "entries": int(entries),
             "bytes": int(size),
@@ -343,56 +335,22 @@ def resolve(cache: ResponseCache | bool | None) -> ResponseCache | None:
 
 
 # --------------------------------------------------------------------- on the engine loop
-async def run_cached(
-    resp: Response, http: httpx.AsyncClient, spec: RequestSpec, cache: ResponseCache, *, beta: bool = False
-) -> None:
-    """``run_request`` behind the cache: replay a hit, or run the request and store an ``ok`` answer.
-
-    The key needs the final message list, which for a conversation exists only once the previous
-    turn is stored, so the conversation lock and ``prepare`` are taken here, before the lookup.
-    """
-    task = bind_cancel(resp)
-    lock = spec.lock
-    locked = False
+async def lookup(cache: ResponseCache, key: str) -> CachedAnswer | None:
+    """The stored answer, read off the engine loop; a cache that cannot be read is a miss."""
     try:
-        if lock is not None:
-            await lock.acquire()
-            locked = True
-        body = spec.prepare(spec.body) if spec.prepare is not None else spec.body
-        key = request_key(body, beta=beta)
-        try:
-            hit = await asyncio.to_thread(cache.get, key)
-        except (sqlite3.Error, OSError) as exc:
-            _log.warning("ds_magic: response cache unavailable (%s); sending the request", exc)
-            hit = None
-        if hit is not None:
-            resp.request = body
-            await _replay(resp, hit)
-            return
-        await run_request(resp, http, replace(spec, body=body, prepare=None, lock=None))
-    except asyncio.CancelledError:
-        resp._finish("cancelled")
-        if not resp.cancel_requested:
-            raise
-        uncancel = getattr(task, "uncancel", None)
-        if uncancel is not None:
-            uncancel()
-        return
-    except Exception as exc:  # prepare() failed, say: end the response like run_request would
-        resp._finish("error", DeepSeekError(f"Unexpected error: {type(exc).__name__}: {exc}"))
-        return
-    finally:
-        if locked and lock is not None:
-            lock.release()
-    if resp.status == "ok":
-        answer = CachedAnswer.from_response(resp)
-        # Staged before this task yields: a request for the same thing that the caller sends as
-        # soon as it sees the answer runs on this loop after this line, and hits.
-        cache._stage(key, answer)
-        try:
-            await asyncio.to_thread(cache.put, key, answer)
-        except (sqlite3.Error, OSError) as exc:
-            _log.warning("ds_magic: could not store the answer in the response cache (%s)", exc)
+        return await asyncio.to_thread(cache.get, key)
+    except (sqlite3.Error, OSError) as exc:
+        _log.warning("ds_magic: response cache unavailable (%s); sending the request", exc)
+        return None
+
+
+async def store(cache: ResponseCache, key: str, resp: Response, finish_reason: str | None) -> None:
+    """Store a complete answer before it reports done, so the next identical request hits."""
+    answer = replace(CachedAnswer.from_response(resp), finish_reason=finish_reason)
+    try:
+        await asyncio.to_thread(cache.put, key, answer)
+    except (sqlite3.Error, OSError) as exc:
+        _log.warning("ds_magic: could not store the answer in the response cache (%s)", exc)
 
 
 def _pieces(text: str) -> list[str]:
@@ -402,15 +360,14 @@ def _pieces(text: str) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-async def _replay(resp: Response, answer: CachedAnswer) -> None:
+async def replay(writer: ResponseWriter, answer: CachedAnswer) -> None:
     """Push a stored answer through the normal event path, in small pieces, as a quick stream."""
-    resp.cached = True
-    resp._start_clock()
+    writer.response.cached = True
     for piece in _pieces(answer.reasoning):
-        resp._push(ReasoningDelta(piece))
+        writer.push(ReasoningDelta(piece))
         await asyncio.sleep(_REPLAY_DELAY)
     for piece in _pieces(answer.text):
-        resp._push(AnswerDelta(piece))
+        writer.push(AnswerDelta(piece))
         await asyncio.sleep(_REPLAY_DELAY)
     calls = []
     for i, call in enumerate(answer.tool_calls):
@@ -424,8 +381,6 @@ async def _replay(resp: Response, answer: CachedAnswer) -> None:
             )
         )
     if calls:
-        resp._push_many(calls)
+        writer.push_many(calls)
     if answer.usage is not None:
-        resp._push(UsageEvent(answer.usage))
-    resp.finish_reason = answer.finish_reason
-    resp._finish("ok")
+        writer.push(UsageEvent(answer.usage))

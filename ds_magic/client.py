@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from .deadlines import Timeout
 from .engine import get_engine
 from .errors import MissingAPIKeyError, SecretInPromptError
+from .guard import mask_key
 from .request import plan_request
-from .response import Response
+from .response import Response, ResponseWriter
 from .retry import RetryPolicy
-from .runner import RequestSpec, Timeout, run_request
+from .runner import RequestSpec, finish_in_turn, run_request
 from .transport import body_preview, error_from_response, error_from_transport
 
 if TYPE_CHECKING:
@@ -29,10 +33,10 @@ DEFAULT_BASE_URL = "https://api.deepseek.com"
 DEFAULT_MODEL = "deepseek-flash"
 
 
-def _track(resp: Response) -> None:
+def _track(writer: ResponseWriter) -> None:
     from .records import track  # imported at the first request, not with the client
 
-    track(resp)
+    track(writer.response)
 
 
 def _resolve_cache(cache: ResponseCache | bool | None) -> ResponseCache | None:
@@ -41,6 +45,20 @@ def _resolve_cache(cache: ResponseCache | bool | None) -> ResponseCache | None:
     from .cache import resolve
 
     return resolve(cache)
+
+
+# One asyncio lock per conversation, taken on the engine loop: its turns run one after another, in
+# the order they were asked (a cell and a chat turn of the same conversation included).
+_turn_locks: weakref.WeakKeyDictionary[Conversation, asyncio.Lock] = weakref.WeakKeyDictionary()
+_turn_locks_guard = threading.Lock()
+
+
+def _turn_lock(conversation: Conversation) -> asyncio.Lock:
+    with _turn_locks_guard:
+        lock = _turn_locks.get(conversation)
+        if lock is None:
+            lock = _turn_locks[conversation] = asyncio.Lock()
+        return lock
 
 
 class Client:
@@ -63,7 +81,7 @@ class Client:
         model: str = DEFAULT_MODEL,
         cache: ResponseCache | bool | None = None,
         resume: int = 2,
-        filters: RedactRules | Sequence[str | re.Pattern[str]] | None = None,
+        redact: RedactRules | Sequence[str | re.Pattern[str]] | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DEEPSEEK_API_KEY", "")
         key = key.strip()
@@ -91,18 +109,14 @@ class Client:
         self.resume = resume
         # Words and patterns masked in every answer as it streams (redact.py): words, "re:<pattern>"
         # or compiled patterns. Checked here, so a bad rule is an error now, not mid-stream.
-        self.filters: RedactRules | None = None
-        if filters is not None:
+        self.redact: RedactRules | None = None
+        if redact is not None:
             from .redact import RedactRules  # only when asked for: keeps `import ds_magic` light
 
-            self.filters = RedactRules.coerce(filters)
+            self.redact = RedactRules.coerce(redact)
 
     def __repr__(self) -> str:
-        return f"Client(base_url={self.base_url!r}, api_key='****{self._api_key[-4:] if len(self._api_key) >= 16 else ''}')"
-
-    @property
-    def masked_key(self) -> str:
-        return "****" + (self._api_key[-4:] if len(self._api_key) >= 16 else "")
+        return f"Client(base_url={self.base_url!r}, api_key={mask_key(self._api_key)!r})"
 
     def _headers(self) -> dict[str, str]:
         return {
@@ -149,21 +163,19 @@ class Client:
         plan = plan_request(messages, model, conversation=conversation, system=system, **params)
         body = plan.body
         prepare = plan.final_body if conversation is not None else None
-        lock = (
-            conversation.__dict__.setdefault("_ds_engine_lock", asyncio.Lock())
-            if conversation is not None
-            else None
-        )
+        lock = _turn_lock(conversation) if conversation is not None else None
         resp = Response(
             model=model,
             request=body,
             chat=conversation.name if conversation is not None else None,
-            redact=self.filters,
+            redact=self.redact,
         )
+        writer = ResponseWriter(resp)
         if conversation is not None:
-            conv, prompt_text = conversation, messages
-            resp.add_done_callback(lambda r: conv.record(str(prompt_text), r))
-        _track(resp)  # a run record when it ends: ds_magic.records() / stats() / metrics
+            conv, prompt = conversation, str(messages)
+            writer.before_done(lambda r: conv.record(prompt, r))  # history before it reports done
+        _track(writer)  # a run record when it ends: ds_magic.records() / stats() / metrics
+        scope = ("beta" if beta else "", self.redact.fingerprint if self.redact is not None else "")
         spec = RequestSpec(
             url=self._url("/chat/completions", beta),
             headers=self._headers(),
@@ -174,16 +186,19 @@ class Client:
             lock=lock,
             resume=self.resume,
             resume_url=self._url("/chat/completions", beta=True),
+            cache=self.cache if cache is None else _resolve_cache(cache),
+            cache_scope=scope,
         )
         engine = get_engine()
         http = self._http if self._http is not None else engine.http
-        store = self.cache if cache is None else _resolve_cache(cache)
-        if store is not None:
-            from .cache import run_cached
+        never_started = None
+        if lock is not None:
+            turn_lock = lock
 
-            engine.submit(run_cached(resp, http, spec, store, beta=beta))
-        else:
-            engine.submit(run_request(resp, http, spec))
+            def never_started() -> None:  # cancelled before its task ran: stored in its turn
+                engine.submit(finish_in_turn(writer, turn_lock))
+
+        writer.bind(engine.submit(run_request(writer, http, spec)), never_started)
         return resp
 
     def request_body(

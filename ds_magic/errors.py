@@ -42,6 +42,7 @@ __all__ = [
     "StreamError",
     "SecretInPromptError",
     "redact",
+    "with_partial",
 ]
 
 # DeepSeek keys look like "sk-" + 32 hex; be generous so that other bearer-like secrets are caught too.
@@ -205,6 +206,15 @@ class StreamError(DeepSeekError, _PartialMixin):
         super().__init__(
             f"The server reported an error mid-stream: {server_message}", "try again in a moment"
         )
+
+
+def with_partial(exc: DeepSeekError, partial: str, partial_reasoning: str) -> DeepSeekError:
+    """``exc`` carrying what had arrived when it ended the answer (its message says what was kept)."""
+    if isinstance(exc, StreamInterruptedError):
+        return StreamInterruptedError(exc.detail, partial, partial_reasoning)
+    if isinstance(exc, _PartialMixin):
+        exc.partial, exc.partial_reasoning = partial, partial_reasoning
+    return exc
 
 
 class SecretInPromptError(DeepSeekError):

@@ -10,17 +10,19 @@ appends to a list; a slow listener gets fewer, larger events, and its backlog st
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
-from .types import AnswerDelta, Event, ReasoningDelta
+from .types import AnswerDelta, Event, Finish, ReasoningDelta
 
-__all__ = ["Mailbox", "merge_append", "pump"]
+__all__ = ["Fanout", "Mailbox", "Reader", "merge_append", "pump"]
 
 _log = logging.getLogger("ds_magic")
 _MERGEABLE = (AnswerDelta, ReasoningDelta)
+_SLICE = 0.1
 
 
 def merge_append(pending: list[Event], ev: Event) -> None:
@@ -57,6 +59,115 @@ class Mailbox:
             return False
         self.queued = True
         return True
+
+
+class Reader:
+    """One iterator's pending events (``for ev in response`` / ``async for``), merged while it is not
+    looking. Owned by a ``Response``: every method is called with that response's lock held."""
+
+    __slots__ = ("pending", "loop", "wake", "woken", "max_pending")
+
+    def __init__(self, snapshot: list[Event], loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.pending: list[Event] = snapshot
+        #: The longest the pending list has been: what a slow reader costs (benchmarks/backpressure.py).
+        self.max_pending = len(snapshot)
+        self.loop = loop
+        self.wake: asyncio.Event | None = asyncio.Event() if loop is not None else None
+        self.woken = False
+
+    def push(self, ev: Event) -> None:
+        p = self.pending
+        merge_append(p, ev)
+        if len(p) > self.max_pending:
+            self.max_pending = len(p)
+
+    def notify(self) -> None:
+        # One wake-up callback in flight at a time.
+        if self.loop is not None and not self.woken:
+            self.woken = True
+            try:
+                self.loop.call_soon_threadsafe(self._set)
+            except RuntimeError:  # the reader's loop is closed: nobody is listening any more
+                pass
+
+    def _set(self) -> None:
+        self.woken = False
+        assert self.wake is not None
+        self.wake.set()
+
+    def events(self, lock: threading.Condition) -> Iterator[Event]:
+        """Blocking: the queued events, a batch at a time, up to and including the ``Finish``."""
+        while True:
+            with lock:
+                while not self.pending:
+                    lock.wait(_SLICE)  # short slices, so that Ctrl-C is seen (kernel-and-widgets.md §9.2)
+                batch, self.pending = self.pending, []
+            for ev in batch:
+                yield ev
+                if isinstance(ev, Finish):
+                    return
+
+    async def aevents(self, lock: threading.Condition) -> AsyncIterator[Event]:
+        """The same on the reader's own loop, woken by ``notify`` instead of polling."""
+        assert self.wake is not None
+        while True:
+            with lock:
+                batch, self.pending = self.pending, []
+                if not batch:
+                    self.wake.clear()
+            if not batch:
+                await self.wake.wait()
+                continue
+            for ev in batch:
+                yield ev
+                if isinstance(ev, Finish):
+                    return
+
+
+class Fanout:
+    """Who reads one response: its iterators' queues and its listeners' mailboxes.
+
+    The response calls ``push``/``end`` with its own lock held and ``deliver`` after releasing it.
+    """
+
+    __slots__ = ("readers", "listeners", "reader_peak")
+
+    def __init__(self) -> None:
+        self.readers: list[Reader] = []
+        self.listeners: tuple[Mailbox, ...] = ()
+        self.reader_peak = 0
+
+    def attach(self, snapshot: list[Event], loop: asyncio.AbstractEventLoop | None) -> Reader:
+        reader = Reader(snapshot, loop)
+        self.readers.append(reader)
+        return reader
+
+    def detach(self, reader: Reader) -> None:
+        if reader in self.readers:
+            self.readers.remove(reader)
+            self.reader_peak = max(self.reader_peak, reader.max_pending)
+
+    def push(self, events: Sequence[Event]) -> bool:
+        """Queue for every reader and wake them; True if a blocked ``for`` loop must be notified."""
+        readers = self.readers
+        for r in readers:
+            for ev in events:
+                r.push(ev)
+            r.notify()
+        return bool(readers)
+
+    def end(self, fin: Event) -> None:
+        for r in self.readers:
+            r.pending.append(fin)
+            r.notify()
+
+    def deliver(self, events: Sequence[Event]) -> None:
+        if self.listeners:
+            pump.deliver(self.listeners, events)  # appends only: listeners run on their own thread
+
+    def peaks(self) -> tuple[int, int]:
+        readers = max([self.reader_peak, *(r.max_pending for r in self.readers)])
+        return readers, max([0, *(b.max_pending for b in self.listeners)])
 
 
 class _Pump:

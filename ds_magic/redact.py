@@ -24,7 +24,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["MASK", "RedactRules", "Redactor"]
+from .types import AnswerDelta, Event, ReasoningDelta
+
+__all__ = ["MASK", "EventMasker", "RedactRules", "Redactor"]
 
 MASK = "[redacted]"  # the same whatever the length, so a mask does not tell how long the secret was
 _CONTEXT = 64  # raw characters kept before the pending text, for look-behinds and \b
@@ -92,6 +94,12 @@ class RedactRules:
 
     def stream(self) -> Redactor:
         return Redactor(self)
+
+    @property
+    def fingerprint(self) -> str:
+        """What the rules mask, as one string: part of a cache key, so that an answer masked by
+        one set of rules is never served to a client with other rules (or none)."""
+        return f"{self.mask}\x00{self.pattern.pattern}"
 
     def mask_all(self, text: str) -> str:
         """The whole text at once: what a stream of it must come to, however it is split."""
@@ -202,3 +210,40 @@ class Redactor:
                 return int(cand.start())
             s = cand.start() + 1
         return limit
+
+
+class EventMasker:
+    """Masks one response's events as they arrive: the answer and the thinking each have their own
+    :class:`Redactor`, other events pass through. What it holds back comes out at :meth:`flush`."""
+
+    __slots__ = ("answer", "reasoning")
+
+    def __init__(self, rules: RedactRules) -> None:
+        self.answer = rules.stream()
+        self.reasoning = rules.stream()
+
+    def feed(self, events: Sequence[Event]) -> list[Event]:
+        out: list[Event] = []
+        for ev in events:
+            if isinstance(ev, AnswerDelta):
+                text = self.answer.feed(ev.text)
+                if text:
+                    out.append(AnswerDelta(text))
+            elif isinstance(ev, ReasoningDelta):
+                text = self.reasoning.feed(ev.text)
+                if text:
+                    out.append(ReasoningDelta(text))
+            else:
+                out.append(ev)
+        return out
+
+    def flush(self, complete: bool) -> list[Event]:
+        """The held-back tails, at the end: masked conservatively unless the answer completed."""
+        rest: list[Event] = []
+        text = self.reasoning.flush(complete)
+        if text:
+            rest.append(ReasoningDelta(text))
+        text = self.answer.flush(complete)
+        if text:
+            rest.append(AnswerDelta(text))
+        return rest

@@ -20,7 +20,7 @@ from .errors import (
     ServerError,
 )
 
-__all__ = ["error_from_response", "error_from_transport", "body_preview"]
+__all__ = ["error_from_response", "error_from_transport", "body_preview", "transport_detail"]
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
@@ -94,3 +94,11 @@ def error_from_transport(exc: Exception, url: str, seconds: float | None = None)
     elif isinstance(exc, httpx.RemoteProtocolError):
         detail = f"the server closed the connection before answering ({detail})"
     return APIConnectionError(detail, url)
+
+
+def transport_detail(exc: Exception) -> str:
+    """What broke, for an httpx transport failure after the answer had started."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the server closed the connection mid-answer ({text})"
+    return f"the connection broke mid-answer ({text})"

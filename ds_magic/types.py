@@ -161,6 +161,14 @@ class ToolCall:
     type: str = "function"
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def add(self, delta: ToolCallDelta) -> None:
+        """Fold in one streamed fragment: the id and name come first, the arguments in pieces."""
+        if delta.id:
+            self.id = delta.id
+        if delta.name:
+            self.name += delta.name
+        self.arguments += delta.arguments
+
     def to_message(self) -> dict[str, Any]:
         return {
             "id": self.id,

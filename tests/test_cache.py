@@ -92,7 +92,7 @@ def test_request_key_leaves_out_delivery_options_only():
     assert request_key(body) == request_key(same)
     assert request_key(body) != request_key({**body, "temperature": 0.2})
     assert request_key(body) != request_key({**body, "model": "n"})
-    assert request_key(body) != request_key(body, beta=True)
+    assert request_key(body) != request_key(body, scope=("beta",))
     # key order does not matter
     assert request_key({"b": 1, "a": 2}) == request_key({"a": 2, "b": 1})
 

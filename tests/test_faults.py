@@ -37,6 +37,7 @@ from ds_magic import (
     StreamInterruptedError,
     Timeout,
 )
+from ds_magic.engine import get_engine
 from ds_magic.testing import OfflineServer, Script
 
 TEXT = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu"
@@ -291,7 +292,7 @@ def test_client_cancel_during_the_retry_wait(srv):
     resp.cancel()
     assert resp.join(2) and time.monotonic() - t0 < 1
     assert resp.status == "cancelled" and resp.error is None
-    time.sleep(0.2)
+    assert wait_until(lambda: get_engine().active_tasks == 0, 5)  # the request task has ended
     assert len(srv.requests) == 1  # the retry was never sent
     assert wait_until(lambda: srv.active == 0, 3)
 
@@ -301,15 +302,16 @@ def test_kernel_interrupt_during_the_retry_wait(srv, kernel_factory):
     k = kernel_factory(env={"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": srv.url})
     srv.enqueue(Script(status=429, headers={"Retry-After": "30"}), Script(text="never sent"))
     mid = k.execute("%%deepseek\nq")
-    assert wait_until(lambda: len(srv.requests) == 1, 15)
-    time.sleep(0.3)  # inside the 30 s wait now
+    # The 429 has been answered and its connection is done: the client is inside the 30 s wait now.
+    assert wait_until(lambda: len(srv.requests) == 1 and srv.active == 0, 15)
     t0 = time.monotonic()
     k.interrupt()
     res = k.result(mid, 10)
     assert time.monotonic() - t0 < 3
     assert res.status == "error"
     assert res.error is not None and "Interrupted" in res.error.evalue
-    time.sleep(0.5)
+    idle = "from ds_magic.engine import get_engine; print(get_engine().active_tasks)"
+    assert wait_until(lambda: k.run(idle, timeout=10).stdout.strip() == "0", 10)  # the task has ended
     assert len(srv.requests) == 1
     assert wait_until(lambda: srv.active == 0, 3)
     assert k.run("print('still usable')", timeout=10).stdout.strip() == "still usable"

@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from offline_helpers import KEY, Sleeps
+from offline_helpers import KEY, Sleeps, wait_until
 
 from ds_magic import Client, RetryPolicy, StreamInterruptedError
 from ds_magic.conversation import Conversation
-from ds_magic.pricing import estimate_cost
 from ds_magic.jupyter.render import format_footer
+from ds_magic.pricing import estimate_cost
 from ds_magic.testing import OfflineServer, Script, split_tokens
 
 TEXT = (
@@ -169,10 +169,7 @@ def test_cancel_while_resuming_closes_the_socket(srv):
         Script(text=TEXT, reasoning="", ttft=5.0, keepalives=10),  # the resume waits for its first token
     )
     resp = make_client(srv).chat("tell me")
-    deadline = time.monotonic() + 5
-    while len(srv.requests) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(srv.requests) == 2
+    assert wait_until(lambda: len(srv.requests) == 2, 5)
     partial = resp.text_so_far
     t0 = time.monotonic()
     resp.cancel()
@@ -186,8 +183,7 @@ def test_conversation_stores_the_stitched_answer(srv):
     srv.enqueue(Script(text=TEXT, reasoning="", fault="drop", fault_after=8), Script(text=TEXT, reasoning=""))
     conv = Conversation("resume")
     resp = make_client(srv).chat("tell me", conversation=conv)
-    resp.wait()
-    time.sleep(0.05)
+    resp.wait()  # the exchange is stored before the response reports done
     assert conv.turns[-1].role == "assistant" and conv.turns[-1].content == TEXT
 
 

@@ -52,7 +52,7 @@ class Session:
                     timeout=timeout,
                     model=(settings.model if settings is not None else "") or DEFAULT_MODEL,
                     resume=resume,
-                    filters=list(redact) or None,
+                    redact=list(redact) or None,
                 )
                 self.clients[ident] = client
             return client
