@@ -318,3 +318,13 @@ def test_timeout_error_says_how_to_raise_it(srv, k):
     assert "Timed out" in r.error.evalue and "%config DeepSeekMagics.timeout" in r.error.evalue
     assert "Client(timeout" not in r.error.evalue and "\n" not in r.error.evalue
 
+
+def test_missing_key_says_how_to_set_one_in_the_notebook(srv, kernel_factory):
+    k = kernel_factory(env={"DEEPSEEK_API_KEY": None, "DEEPSEEK_BASE_URL": srv.url})
+    r = k.run("%%deepseek\nhello", timeout=30)
+    assert r.status == "error" and r.error.ename == "DeepSeekCellError"
+    assert "No DeepSeek API key" in r.error.evalue
+    assert "DEEPSEEK_API_KEY" in r.error.evalue and "%deepseek key" in r.error.evalue
+    assert "Client(api_key" not in r.error.evalue
+    assert k.run("%%deepseek --dry-run\nhello", timeout=10).status == "ok"  # a dry run needs no key
+    assert srv.requests == []
