@@ -24,6 +24,8 @@ _FROZEN_NOTE = "Live chat: later turns are in the notebook's widget state; chat.
 
 
 class ChatView:
+    """The page side of one chat: its widget, its display id, and what was last sent of the live answer."""
+
     def __init__(self, widget: ChatWidget, *, show_reasoning: bool) -> None:
         self.widget = widget
         self.show_reasoning = show_reasoning
