@@ -19,7 +19,7 @@ _LAZY = {
     "Timeout": "deadlines",
     "RetryPolicy": "retry",
     "Conversation": "conversation",
-    "ConversationStore": "conversation",
+    "ConversationStore": "conversation_store",
     "SSEDecoder": "sse",
     "ServerSentEvent": "sse",
     "Usage": "types",
@@ -62,7 +62,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
     from .batch import BatchResult, batch
     from .cache import ResponseCache
     from .client import DEFAULT_MODEL, Client
-    from .conversation import Conversation, ConversationStore
+    from .conversation import Conversation
+    from .conversation_store import ConversationStore
     from .deadlines import Timeout
     from .errors import (
         APIConnectionError,

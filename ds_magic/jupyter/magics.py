@@ -24,7 +24,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
 from ..client import Client
-from ..conversation import ConversationStore, history_text
+from ..conversation_store import ConversationStore, history_text
 from ..errors import DeepSeekError
 from ..interpolate import interpolate
 from ..request import build_body
