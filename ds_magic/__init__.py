@@ -46,12 +46,13 @@ _LAZY = {
     "StreamError": "errors",
     "SecretInPromptError": "errors",
     "RedactRules": "redact",
-    "batch": "batch",
-    "BatchResult": "batch",
+    "batch": "batching",
+    "BatchResult": "batch_result",
     "split_text": "split",
     "ResponseCache": "cache",
-    "records": "records",
-    "stats": "records",
+    "records": "run_records",
+    "clear_records": "run_records",
+    "stats": "run_stats",
     "serve_metrics": "metrics",
     "Chat": "jupyter.chat",
 }
@@ -59,7 +60,8 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "load_ipython_extension", "unload_ipython_extension", "__version__"])
 
 if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
-    from .batch import BatchResult, batch
+    from .batch_result import BatchResult
+    from .batching import batch
     from .cache import ResponseCache
     from .client import DEFAULT_MODEL, Client
     from .conversation import Conversation
@@ -83,10 +85,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
     )
     from .jupyter.chat import Chat
     from .metrics import serve_metrics
-    from .records import records, stats
     from .redact import RedactRules
     from .response import Response
     from .retry import RetryPolicy
+    from .run_records import clear_records, records
+    from .run_stats import stats
     from .split import split_text
     from .sse import ServerSentEvent, SSEDecoder
     from .types import (
