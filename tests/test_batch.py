@@ -173,6 +173,31 @@ def test_keyboard_interrupt_while_waiting_cancels_and_reraises(srv):
     assert [r.status for r in result] == ["cancelled"] * 3
 
 
+def test_wait_times_out_and_refuses_the_engine_thread(srv):
+    srv.enqueue(*[Script(text="word " * 400, reasoning="", tokens_per_second=50) for _ in range(2)])
+    result = ds_magic.batch(["a", "b"], client=make_client(srv), concurrency=2, progress=False)
+    with pytest.raises(TimeoutError, match="did not finish within 0.05 s"):
+        result.wait(0.05)
+    assert not result.done and not result.cancel_requested  # running out of time cancels nothing
+    on_engine: list[BaseException] = []
+    called = threading.Event()
+
+    def at_end(r: BatchResult) -> None:  # done-callbacks run on the engine thread
+        try:
+            r.wait()
+        except RuntimeError as exc:
+            on_engine.append(exc)
+        called.set()
+
+    result.add_done_callback(at_end)
+    result.cancel()
+    assert result.wait(5) is result and called.wait(5)
+    assert [type(e) for e in on_engine] == [RuntimeError] and "engine thread" in str(on_engine[0])
+    late: list[BatchResult] = []
+    result.add_done_callback(late.append)  # after the end: at once, on this thread
+    assert late == [result]
+
+
 def test_await_result_inside_a_running_loop(srv):
     srv.enqueue(Script(text="x"), Script(text="y"))
 
