@@ -83,7 +83,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         StreamError,
         StreamInterruptedError,
     )
-    from .jupyter.chat import Chat
     from .metrics import serve_metrics
     from .redact import RedactRules
     from .response import Response

@@ -19,7 +19,7 @@ from .guard import Finding, check_messages, mask_key
 from .request import plan_request
 from .response import Response, ResponseWriter
 from .retry import RetryPolicy
-from .runner import RequestSpec, run_request
+from .runner import RequestSpec, finish_in_turn, run_request
 from .transport import body_preview, error_from_response, error_from_transport
 
 if TYPE_CHECKING:
@@ -191,7 +191,14 @@ class Client:
         )
         engine = get_engine()
         http = self._http if self._http is not None else engine.http
-        writer.bind(engine.submit(run_request(writer, http, spec)))
+        never_started = None
+        if lock is not None:
+            turn_lock = lock
+
+            def never_started() -> None:  # cancelled before its task ran: stored in its turn
+                engine.submit(finish_in_turn(writer, turn_lock))
+
+        writer.bind(engine.submit(run_request(writer, http, spec)), never_started)
         return resp
 
     def request_body(

@@ -35,7 +35,7 @@ from .types import StatusEvent
 if TYPE_CHECKING:
     from .cache import ResponseCache
 
-__all__ = ["RequestSpec", "run_request"]
+__all__ = ["RequestSpec", "finish_in_turn", "run_request"]
 
 _MAX_ERROR_BODY = 64 * 1024
 # Seconds to wait for [DONE] (and an OpenAI-style trailing usage chunk) after the finish chunk.
@@ -76,8 +76,10 @@ async def run_request(writer: ResponseWriter, http: httpx.AsyncClient, spec: Req
     dog: Watchdog | None = None
     try:
         if lock is not None:
-            await lock.acquire()  # a conversation's turns go one after another, in order
+            cancelled = await _acquire_in_turn(lock, task)
             locked = True
+            if cancelled:
+                raise asyncio.CancelledError  # ended below, now that it is this turn's turn
         body = spec.prepare(spec.body) if spec.prepare is not None else spec.body
         resp.request = body
         if not writer.start():
@@ -125,6 +127,25 @@ async def run_request(writer: ResponseWriter, http: httpx.AsyncClient, spec: Req
             dog.close()
         if locked and lock is not None:
             lock.release()
+
+
+async def _acquire_in_turn(lock: asyncio.Lock, task: asyncio.Task[Any]) -> bool:
+    """Wait for the conversation's earlier turns: its turns run, and are stored, in order. A turn
+    cancelled while it waits still waits for its turn before it is stored (cancelled), so the
+    history never holds it before the exchange it followed. True if it was cancelled meanwhile."""
+    try:
+        await lock.acquire()
+    except asyncio.CancelledError:
+        _uncancel(task)
+        await lock.acquire()
+        return True
+    return False
+
+
+async def finish_in_turn(writer: ResponseWriter, lock: asyncio.Lock) -> None:
+    """End a conversation turn that was cancelled before its task started, in its turn."""
+    async with lock:
+        writer.finish("cancelled")
 
 
 def _uncancel(task: asyncio.Task[Any]) -> None:
