@@ -7,7 +7,7 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -15,7 +15,7 @@ import httpx
 from .deadlines import Timeout
 from .engine import get_engine
 from .errors import MissingAPIKeyError, SecretInPromptError
-from .guard import mask_key
+from .guard import Finding, check_messages, mask_key
 from .request import plan_request
 from .response import Response, ResponseWriter
 from .retry import RetryPolicy
@@ -34,9 +34,9 @@ DEFAULT_MODEL = "deepseek-flash"
 
 
 def _track(writer: ResponseWriter) -> None:
-    from .records import track  # imported at the first request, not with the client
+    from .run_records import track  # imported at the first request, not with the client
 
-    track(writer.response)
+    track(writer)
 
 
 def _resolve_cache(cache: ResponseCache | bool | None) -> ResponseCache | None:
@@ -229,11 +229,13 @@ class Client:
                     texts.append((f"message {i + 1}", content))
         if system:
             texts.append(("system prompt", system))
-        from .guard import check_messages
-
-        found = check_messages(texts, api_key=self._api_key)
+        found = self.find_secrets(texts)
         if found:
             raise SecretInPromptError(found)
+
+    def find_secrets(self, texts: Iterable[tuple[str, str]]) -> list[Finding]:
+        """The outbound secret check (guard.py) of ``(where, text)`` pairs, this client's key included."""
+        return check_messages(texts, api_key=self._api_key)
 
     # ----------------------------------------------------------------- small JSON endpoints
     def _get_json(self, path: str) -> Any:

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..batch import BatchResult, batch
+from ..batch_result import BatchResult
+from ..batching import batch
 from ..conversation import Conversation
 from ..errors import DeepSeekError
 from ..interpolate import interpolate

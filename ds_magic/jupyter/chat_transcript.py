@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from ..conversation import Turn
+from ..turn import Turn
 from .live import turn_footer
 from .render import answer_html, escape_pre
 

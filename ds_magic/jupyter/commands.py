@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..client import DEFAULT_BASE_URL
-from ..conversation import history_text
+from ..conversation_store import history_text
 from ..errors import DeepSeekError
 from ..guard import mask_key
-from ..records import stats
+from ..run_stats import plot_records, stats
 from .display import show_output
 from .errors import DeepSeekCellError, cell_error
 from .kernel_hooks import resolve_mode
@@ -127,7 +127,7 @@ def _stats(settings: Settings, rest: list[str]) -> None:
     for key, value in totals.items():
         print(f"{key}: {value}")
     try:
-        figure = stats(plot=True)["figure"]
+        figure = plot_records()
     except ImportError:
         return  # the totals above are the whole answer without matplotlib
     show_output(figure)

@@ -1,7 +1,8 @@
 """``%load_ext ds_magic`` / ``%unload_ext ds_magic``: register and remove everything, once per kernel.
 
 Loaded: the magics (and their ``%config`` settings), the ``Response`` display, the kernel hooks
-(kernel_hooks.py) and, inside a kernel, the batch progress view (batch_view.py).
+(kernel_hooks.py) and, inside a kernel, the batch progress view (batch_view.py), registered with the
+core's ``batch`` so that ``batch(progress=True)`` shows it (the core never imports a widget library).
 """
 
 from __future__ import annotations
@@ -10,7 +11,11 @@ from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
 
+from ..batch_progress import Progress
+from ..batch_result import BatchResult
+from ..batching import register_progress_view
 from . import display, kernel_hooks
+from .batch_view import BatchProgressView
 from .magics import DeepSeekMagics
 from .session import session
 
@@ -28,6 +33,15 @@ def load(ip: InteractiveShell) -> None:
     session.settings = magics
     display.register(ip)
     kernel_hooks.install(ip, magics, magics.run_async)
+    if kernel_hooks.in_kernel(ip):
+        register_progress_view(_show_progress)
+
+
+def _show_progress(result: BatchResult) -> Progress:
+    """A batch started in this kernel: show its progress view; the batch calls ``update``."""
+    view = BatchProgressView(result)
+    view.show()
+    return view.update
 
 
 def unload(ip: InteractiveShell) -> None:
@@ -36,6 +50,7 @@ def unload(ip: InteractiveShell) -> None:
         return
     session.close()  # cancels what still runs
     kernel_hooks.uninstall(ip)
+    register_progress_view(None)
     for kind in ("line", "cell"):
         ip.magics_manager.magics[kind].pop("deepseek", None)
     ip.magics_manager.registry.pop("DeepSeekMagics", None)

@@ -24,7 +24,7 @@ from .errors import ended_text
 from .render import Throttle, format_footer
 
 if TYPE_CHECKING:
-    from ..conversation import Turn
+    from ..turn import Turn
 
 __all__ = ["LiveUpdate", "TOKEN_KINDS", "status_text", "live_line", "footer_text", "turn_footer"]
 

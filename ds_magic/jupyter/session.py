@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ..client import DEFAULT_MODEL, Client
-from ..conversation import ConversationStore
+from ..conversation_store import ConversationStore
 from ..response import Response
 from .settings import Settings
 
