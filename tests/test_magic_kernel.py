@@ -264,6 +264,11 @@ def test_each_runs_a_template_over_a_list_in_order(srv, k):
     k.run("langs = ['French', 'German', 'Polish']", timeout=10)
     r = k.run("%%deepseek --each langs -o res --no-thinking\nSay hello in {item}.", timeout=60)
     assert r.status == "ok"
+    # The batch's progress view (registered by the extension), replaced at the end by its static line.
+    shown = [m["content"]["data"] for m in r.outputs if m["msg_type"] == "display_data"]
+    assert any("application/vnd.jupyter.widget-view+json" in d for d in shown)
+    final = [m["content"]["data"] for m in r.outputs if m["msg_type"] == "update_display_data"]
+    assert final and final[-1]["text/plain"].startswith("batch 3/3 done")
     out = k.run("print([x.status for x in res.responses]); print(len(res.texts))", timeout=30).stdout.split(
         "\n"
     )
