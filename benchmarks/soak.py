@@ -66,7 +66,7 @@ CANCEL_KINDS = ("click", "click", "cancel_all", "response_cancel", "interrupt")
 PROBE_SETUP = r"""
 def _ds_soak_probe(port):
     import asyncio, gc, json, os, sys, threading, warnings
-    from ds_magic import records
+    from ds_magic.run_records import get_records
     from ds_magic.jupyter.session import session
     from ds_magic.engine import get_engine
     from ds_magic.jupyter.stream_view import StreamView
@@ -130,13 +130,16 @@ def _ds_soak_probe(port):
     turns = 0
     for name in session.store.names():
         conv = session.store.get(name)
-        with conv._lock:
-            for t in conv.turns:
-                turns += 1
-                history += len(t.content.encode("utf-8")) + len((t.reasoning or "").encode("utf-8"))
+        for t in conv.snapshot()[0]:
+            turns += 1
+            history += len(t.content.encode("utf-8")) + len((t.reasoning or "").encode("utf-8"))
     statuses = {}
-    for rec in records.get_records():
+    recorded = set()
+    for rec in get_records():
         statuses[rec.status] = statuses.get(rec.status, 0) + 1
+        recorded.add(round(rec.created, 3))
+    # An ended request has its run record before it reports done (run_records.track).
+    unrecorded = sum(1 for r in live if r.done and round(r.created, 3) not in recorded)
     print(json.dumps({
         "rss_kb": rss_kb,
         "sockets": len(socks),
@@ -154,7 +157,7 @@ def _ds_soak_probe(port):
         "request_bytes": request_bytes,
         "responses_in_out": sum(1 for v in ip.user_ns.get("Out", {}).values() if type(v) is Response),
         "active_responses": len(session.active),
-        "pending_records": len(records._pending),
+        "pending_records": unrecorded,
         "history_bytes": history,
         "turns": turns,
         "records_by_status": statuses,
@@ -184,7 +187,7 @@ class Snapshot:
     request_bytes: int
     responses_in_out: int
     active_responses: int
-    pending_records: int
+    pending_records: int  # ended Responses (still alive) that have no run record
     history_bytes: int
     turns: int
     records_by_status: dict[str, int]
