@@ -15,7 +15,7 @@ import httpx
 
 from .deadlines import Timeout
 from .engine import get_engine
-from .errors import DeepSeekError, MissingAPIKeyError, SecretInPromptError
+from .errors import MissingAPIKeyError, SecretInPromptError, scrubbing
 from .guard import mask_key
 from .request import plan_request
 from .response import Response, ResponseWriter
@@ -266,6 +266,10 @@ class Client:
         url = self._url(path)
 
         async def get() -> Any:
+            with scrubbing(self._api_key):  # every error made here is scrubbed of the key
+                return await fetch()
+
+        async def fetch() -> Any:
             engine = get_engine()
             http = self._http if self._http is not None else engine.http
             t = self.timeout
@@ -290,10 +294,7 @@ class Client:
             except (ValueError, RecursionError):
                 raise error_from_response(502, content, r.headers, url=url) from None
 
-        try:
-            return get_engine().run(get())
-        except DeepSeekError as exc:
-            raise exc.scrub(self._api_key) from None
+        return get_engine().run(get())
 
     def models(self) -> list[str]:
         """Model ids from ``GET /models``."""

@@ -21,15 +21,19 @@
      └─ CacheError (path)                the response cache folder or file is not safe or not usable
 
 Every message is one line that says what to do next. The API key never appears in any of
-them: :func:`redact` scrubs anything that looks like a key from text taken from servers, and
-:meth:`DeepSeekError.scrub` the configured key itself, whatever its shape, from the message and
-every attribute (the runner and the client call it before anyone sees the error).
+them, nor in any attribute that holds server text or a server body: :func:`redact` scrubs the
+configured key itself, whatever its shape, and then anything that looks like a key. The runner and
+the client run each request inside :func:`scrubbing` (its key), so every error made for that
+request is scrubbed as it is made, the exact key before the patterns (a pattern that matched first
+would leave part of an odd-shaped key behind).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 __all__ = [
@@ -53,6 +57,7 @@ __all__ = [
     "MIN_SECRET_CHARS",
     "redact",
     "redact_json",
+    "scrubbing",
     "with_partial",
 ]
 
@@ -65,9 +70,26 @@ _KEY_RE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.]{8,})")
 MIN_SECRET_CHARS = 8
 
 
+# The exact secrets of the request being run (the configured key): per thread and per asyncio
+# task, so each request scrubs its own key and no other request sees it.
+_secrets: ContextVar[tuple[str, ...]] = ContextVar("ds_magic_secrets", default=())
+
+
+@contextmanager
+def scrubbing(*secrets: str | None) -> Iterator[None]:
+    """Inside this block (this thread, or this asyncio task), :func:`redact`, and so every error
+    made, also removes these exact values: the configured API key, whatever its shape."""
+    token = _secrets.set(tuple(s for s in secrets if s and len(s) >= MIN_SECRET_CHARS))
+    try:
+        yield
+    finally:
+        _secrets.reset(token)
+
+
 def redact(text: str, *secrets: str | None) -> str:
-    """Remove API keys from ``text``: the given secrets and anything shaped like a key."""
-    for s in secrets:
+    """Remove API keys from ``text``: the given secrets and those of :func:`scrubbing` first, then
+    anything shaped like a key."""
+    for s in (*secrets, *_secrets.get()):
         if s and len(s) >= MIN_SECRET_CHARS:
             text = text.replace(s, "****")
     return _KEY_RE.sub("****", text)
@@ -122,25 +144,6 @@ class DeepSeekError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0]) if self.args else ""
-
-    def scrub(self, secret: str | None) -> DeepSeekError:
-        """Replace ``secret`` (the configured API key, whatever its shape) in the message and in every
-        attribute that holds server text or a server body; the answer (``partial``) is left alone.
-        A chained exception that mentions it is cut off. Returns ``self``."""
-        if not secret or len(secret) < MIN_SECRET_CHARS:
-            return self
-        for name, value in list(vars(self).items()):
-            if name.startswith(("partial", "__")):
-                continue
-            if isinstance(value, str):
-                setattr(self, name, redact(value, secret))
-            elif isinstance(value, (dict, list)):
-                setattr(self, name, redact_json(value, secret))
-        self.args = tuple(redact(a, secret) if isinstance(a, str) else a for a in self.args)
-        if any(e is not None and secret in str(e) for e in (self.__cause__, self.__context__)):
-            self.__cause__ = self.__context__ = None
-            self.__suppress_context__ = True
-        return self
 
 
 class MissingAPIKeyError(DeepSeekError):

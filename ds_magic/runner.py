@@ -23,6 +23,7 @@ from .errors import (
     APITimeoutError,
     DeepSeekError,
     StreamInterruptedError,
+    scrubbing,
     with_partial,
 )
 from .response import ResponseWriter
@@ -76,8 +77,14 @@ async def run_request(writer: ResponseWriter, http: httpx.AsyncClient, spec: Req
     """Run ``spec`` and record everything through ``writer``; never raises (except engine shutdown).
 
     History, records and the cache are written before the response reports done: a cache hit is
-    replayed, and an ``ok`` answer is stored, before ``finish``.
+    replayed, and an ``ok`` answer is stored, before ``finish``. Every error made on the way has
+    the configured key scrubbed as it is made, whatever a server echoed (errors.scrubbing).
     """
+    with scrubbing(spec.secret):  # this task's own context: no other request sees the key
+        await _run(writer, http, spec)
+
+
+async def _run(writer: ResponseWriter, http: httpx.AsyncClient, spec: RequestSpec) -> None:
     resp = writer.response
     task = asyncio.current_task()
     assert task is not None
@@ -123,7 +130,7 @@ async def run_request(writer: ResponseWriter, http: httpx.AsyncClient, spec: Req
                 raise  # not ours (engine shutdown): let it propagate
             _uncancel(task)
     except Exception as exc:
-        _fail(writer, _as_error(exc, spec.url), spec.secret)
+        _fail(writer, _as_error(exc, spec.url))
     else:
         writer.finish("ok", finish_reason=finish_reason)
     finally:
@@ -142,10 +149,9 @@ def _as_error(exc: Exception, url: str) -> DeepSeekError:
     return DeepSeekError(f"Unexpected error: {type(exc).__name__}: {exc}")
 
 
-def _fail(writer: ResponseWriter, exc: DeepSeekError, secret: str) -> None:
-    """End the response with ``exc``, the configured key scrubbed from it (whatever the server echoed)."""
+def _fail(writer: ResponseWriter, exc: DeepSeekError) -> None:
     resp = writer.response
-    exc = with_partial(exc.scrub(secret), resp.text_so_far, resp.reasoning)
+    exc = with_partial(exc, resp.text_so_far, resp.reasoning)
     started = bool(resp.text_so_far or resp.reasoning or resp.tool_calls)
     writer.finish("interrupted" if started and not isinstance(exc, APIStatusError) else "error", exc)
 
