@@ -38,6 +38,7 @@ class RawServer:
     requests: list[RawRequest] = field(default_factory=list)
     sent: int = 0
     disconnected: threading.Event = field(default_factory=threading.Event)
+    active: int = 0  # connections being answered now (0 once every socket is closed)
 
     def __post_init__(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -75,6 +76,13 @@ class RawServer:
         self.stop()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.active += 1
+        try:
+            await self._answer(reader, writer)
+        finally:
+            self.active -= 1
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
@@ -165,6 +173,18 @@ def stream_of(*pieces: bytes, stall: bool = False) -> Reply:
     return reply
 
 
+GOOD = chunk({"role": "assistant", "content": "kept "})
+
+
+async def endless_line(req: RawRequest) -> AsyncIterator[bytes]:
+    """``kept ``, then a ``data:`` line that never ends."""
+    yield HEAD
+    yield sse([GOOD], done=False)
+    yield b'data: {"choices":[{"delta":{"content":"'
+    while True:
+        yield b"a" * 65536
+
+
 def answer(text: str) -> bytes:
     """A whole, well-formed answer: role chunk, ``text``, finish chunk with usage."""
     return sse(
@@ -174,3 +194,37 @@ def answer(text: str) -> bytes:
             chunk({}, finish="stop", usage={"prompt_tokens": 3, "completion_tokens": 2}),
         ]
     )
+
+
+def redirect(status: int, location: str) -> Reply:
+    """A bare redirect to ``location``."""
+
+    async def reply(req: RawRequest) -> AsyncIterator[bytes]:
+        reason = {302: "Found", 307: "Temporary Redirect"}[status]
+        yield (
+            f"HTTP/1.1 {status} {reason}\r\nLocation: {location}\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+
+    return reply
+
+
+def echo_key(status: int) -> Reply:
+    """An error answer that echoes the Authorization header, with and without "Bearer", in the
+    message, in nested values and as an object key (a proxy or server that quotes the request)."""
+
+    async def reply(req: RawRequest) -> AsyncIterator[bytes]:
+        auth = req.headers.get("authorization", "")
+        bare = auth.removeprefix("Bearer ")  # a proxy that quotes the key alone, no "Bearer"
+        body = json.dumps(
+            {
+                "error": {"message": f"key {bare} rejected", "type": "auth"},
+                "echo": {"headers": [auth, {"authorization": bare}], bare: 1},
+            }
+        ).encode()
+        yield (
+            f"HTTP/1.1 {status} Error\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode() + body
+
+    return reply

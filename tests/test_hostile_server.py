@@ -9,13 +9,24 @@ Every failure must be one line, keep the partial answer, and end the response by
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from hostile import HEAD, RawRequest, RawServer, answer, chunk, sse, stream_of
+from hostile import (
+    GOOD,
+    HEAD,
+    RawRequest,
+    RawServer,
+    answer,
+    chunk,
+    echo_key,
+    endless_line,
+    redirect,
+    sse,
+    stream_of,
+)
 from offline_helpers import KEY, Sleeps, wait_until
 
 import ds_magic
@@ -59,7 +70,6 @@ def one_line(err: BaseException | None) -> str:
 
 
 # ------------------------------------------------------------------ malformed chunks
-GOOD = chunk({"role": "assistant", "content": "kept "})
 
 MALFORMED = {
     "content is a number": (chunk({"content": 123}), "delta.content"),
@@ -125,14 +135,7 @@ def test_cancel_ends_a_stream_that_stalls_after_a_strange_but_valid_chunk():
 def test_an_endless_line_ends_at_the_cap_with_the_partial_answer():
     cap = 64 * 1024
 
-    async def endless(req: RawRequest) -> AsyncIterator[bytes]:
-        yield HEAD
-        yield sse([GOOD], done=False)
-        yield b'data: {"choices":[{"delta":{"content":"'
-        while True:
-            yield b"a" * 65536
-
-    with RawServer(endless) as server:
+    with RawServer(endless_line) as server:
         client = client_for(server, max_event_bytes=cap, timeout=Timeout(connect=5, first_token=60, idle=60))
         resp = ended(client.chat("q"))
         assert resp.status == "interrupted" and isinstance(resp.error, EventTooLargeError)
@@ -156,23 +159,12 @@ def test_the_cap_is_a_client_setting_with_a_16_mib_default():
 
 
 # ------------------------------------------------------------------ redirects
-def _redirect(status: int, location: str):
-    async def reply(req: RawRequest) -> AsyncIterator[bytes]:
-        reason = {302: "Found", 307: "Temporary Redirect"}[status]
-        yield (
-            f"HTTP/1.1 {status} {reason}\r\nLocation: {location}\r\nContent-Length: 0\r\n"
-            "Connection: close\r\n\r\n"
-        ).encode()
-
-    return reply
-
-
 @pytest.mark.parametrize("status", [307, 302])
 @pytest.mark.parametrize("own_http_client", [False, True])
 def test_a_redirect_is_an_error_naming_the_host_and_nothing_is_sent_there(status, own_http_client):
     with RawServer(stream_of(answer("from elsewhere"))) as elsewhere:
         target = f"http://localhost:{elsewhere.port}/chat/completions"
-        with RawServer(_redirect(status, target)) as origin:
+        with RawServer(redirect(status, target)) as origin:
             kw: dict[str, object] = {}
             if own_http_client:  # a user's client that follows redirects: we still must not
                 kw["http_client"] = httpx.AsyncClient(follow_redirects=True)
@@ -188,24 +180,6 @@ def test_a_redirect_is_an_error_naming_the_host_and_nothing_is_sent_there(status
 
 
 # ------------------------------------------------------------------ the key never shows
-def _echo(status: int):
-    async def reply(req: RawRequest) -> AsyncIterator[bytes]:
-        auth = req.headers.get("authorization", "")
-        bare = auth.removeprefix("Bearer ")  # a proxy that quotes the key alone, no "Bearer"
-        body = json.dumps(
-            {
-                "error": {"message": f"key {bare} rejected", "type": "auth"},
-                "echo": {"headers": [auth, {"authorization": bare}], bare: 1},
-            }
-        ).encode()
-        yield (
-            f"HTTP/1.1 {status} Error\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        ).encode() + body
-
-    return reply
-
-
 def _no_key_anywhere(key: str, *things: object) -> None:
     for thing in things:
         assert key not in str(thing) and key not in repr(thing), thing
@@ -214,7 +188,7 @@ def _no_key_anywhere(key: str, *things: object) -> None:
 @pytest.mark.parametrize("key", [ODD_KEY, KEY])
 def test_an_echoed_key_is_scrubbed_from_errors_exports_and_logs(key, caplog):
     caplog.set_level(logging.DEBUG)
-    with RawServer(_echo(401)) as server:
+    with RawServer(echo_key(401)) as server:
         conv = Conversation("echo")
         resp = ended(client_for(server, api_key=key).chat("q", conversation=conv))
         err = resp.error
