@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,6 +158,26 @@ def sse(objs: Iterable[Any], *, done: bool = True) -> bytes:
     if done:
         out.append(b"data: [DONE]\n\n")
     return b"".join(out)
+
+
+class Queue:
+    """A reply per request, in order: ``put(body, stall=...)`` queues the event stream (after HEAD)
+    of the next request."""
+
+    def __init__(self) -> None:
+        self.bodies: deque[tuple[bytes, bool]] = deque()
+        self.lock = threading.Lock()
+
+    def put(self, body: bytes, *, stall: bool = False) -> None:
+        with self.lock:
+            self.bodies.append((body, stall))
+
+    async def __call__(self, req: RawRequest) -> AsyncIterator[bytes]:
+        with self.lock:
+            body, stall = self.bodies.popleft()
+        yield HEAD + body
+        if stall:
+            await asyncio.get_running_loop().create_future()  # silent until the client hangs up
 
 
 def stream_of(*pieces: bytes, stall: bool = False) -> Reply:

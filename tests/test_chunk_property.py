@@ -5,15 +5,12 @@ never raises (issue 14). Served over a real socket (tests/hostile.py), one reque
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import threading
-from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hostile import GOOD, HEAD, RawRequest, RawServer, chunk, sse
+from hostile import GOOD, Queue, RawServer, chunk, sse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from offline_helpers import KEY, wait_until
@@ -99,21 +96,6 @@ def hostile_chunks(draw: st.DrawFn) -> Any:
     return obj
 
 
-class Queue:
-    """The module server's replies, one per request, in order."""
-
-    def __init__(self) -> None:
-        self.bodies: deque[tuple[bytes, bool]] = deque()
-        self.lock = threading.Lock()
-
-    async def __call__(self, req: RawRequest) -> AsyncIterator[bytes]:
-        with self.lock:
-            body, stall = self.bodies.popleft()
-        yield HEAD + body
-        if stall:
-            await asyncio.get_running_loop().create_future()  # silent until the client hangs up
-
-
 @pytest.fixture(scope="module")
 def hostile() -> Iterator[tuple[RawServer, Queue]]:
     queue = Queue()
@@ -135,7 +117,7 @@ def check_readable(resp: Any) -> None:
 @given(bad=st.lists(hostile_chunks(), min_size=1, max_size=2), stall=st.booleans())
 def test_any_json_in_any_place_ends_cleanly(hostile, bad, stall):
     server, queue = hostile
-    queue.bodies.append((sse([GOOD, *bad], done=not stall), stall))
+    queue.put(sse([GOOD, *bad], done=not stall), stall=stall)
     client = Client(
         api_key=KEY,
         base_url=server.url,
