@@ -19,7 +19,7 @@ _LAZY = {
     "Timeout": "deadlines",
     "RetryPolicy": "retry",
     "Conversation": "conversation",
-    "ConversationStore": "conversation",
+    "ConversationStore": "conversation_store",
     "SSEDecoder": "sse",
     "ServerSentEvent": "sse",
     "Usage": "types",
@@ -49,12 +49,13 @@ _LAZY = {
     "EventTooLargeError": "errors",
     "CacheError": "errors",
     "RedactRules": "redact",
-    "batch": "batch",
-    "BatchResult": "batch",
+    "batch": "batching",
+    "BatchResult": "batch_result",
     "split_text": "split",
     "ResponseCache": "cache",
-    "records": "records",
-    "stats": "records",
+    "records": "run_records",
+    "clear_records": "run_records",
+    "stats": "run_stats",
     "serve_metrics": "metrics",
     "Chat": "jupyter.chat",
 }
@@ -62,10 +63,12 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "load_ipython_extension", "unload_ipython_extension", "__version__"])
 
 if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
-    from .batch import BatchResult, batch
+    from .batch_result import BatchResult
+    from .batching import batch
     from .cache import ResponseCache
     from .client import DEFAULT_MODEL, Client
-    from .conversation import Conversation, ConversationStore
+    from .conversation import Conversation
+    from .conversation_store import ConversationStore
     from .deadlines import Timeout
     from .errors import (
         APIConnectionError,
@@ -86,12 +89,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         StreamError,
         StreamInterruptedError,
     )
-    from .jupyter.chat import Chat
     from .metrics import serve_metrics
-    from .records import records, stats
     from .redact import RedactRules
     from .response import Response
     from .retry import RetryPolicy
+    from .run_records import clear_records, records
+    from .run_stats import stats
     from .split import split_text
     from .sse import ServerSentEvent, SSEDecoder
     from .types import (

@@ -149,8 +149,9 @@ class ChunkParser:
     """Incremental: feed raw body bytes, get the events that completed in them.
 
     A chunk that cannot be decoded (or an in-band error, or an event over the cap) stops the
-    parser: :meth:`feed` returns the events that came before it and sets :attr:`error`, which the
-    caller raises once those are delivered, so no text that arrived is lost.
+    parser and is raised by :meth:`feed`; if events came before it in the same piece, they are
+    returned first and the error (already in :attr:`error`) is raised by the next call, so no text
+    that arrived is lost. The sse.py decoder does the same.
     """
 
     __slots__ = ("_sse", "done", "finish_reason", "data_events", "error")
@@ -164,7 +165,9 @@ class ChunkParser:
 
     def feed(self, chunk: bytes) -> list[Event]:
         out: list[Event] = []
-        if self.done or self.error is not None:
+        if self.error is not None:
+            raise self.error
+        if self.done:
             return out
         try:
             for sse in self._sse.decode(chunk):
@@ -180,4 +183,6 @@ class ChunkParser:
                 raise self._sse.error
         except (StreamDecodeError, StreamError) as exc:
             self.error = exc
+            if not out:
+                raise
         return out

@@ -8,7 +8,7 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -16,11 +16,11 @@ import httpx
 from .deadlines import Timeout
 from .engine import get_engine
 from .errors import MissingAPIKeyError, SecretInPromptError, scrubbing
-from .guard import mask_key
+from .guard import Finding, check_messages, mask_key
 from .request import plan_request
 from .response import Response, ResponseWriter
 from .retry import RetryPolicy
-from .runner import RequestSpec, run_request
+from .runner import RequestSpec, finish_in_turn, run_request
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .transport import error_from_response, error_from_transport, read_limited
 
@@ -38,9 +38,9 @@ _MAX_JSON_BODY = 1024 * 1024
 
 
 def _track(writer: ResponseWriter) -> None:
-    from .records import track  # imported at the first request, not with the client
+    from .run_records import track  # imported at the first request, not with the client
 
-    track(writer.response)
+    track(writer)
 
 
 def _resolve_cache(cache: ResponseCache | bool | None) -> ResponseCache | None:
@@ -224,7 +224,14 @@ class Client:
         )
         engine = get_engine()
         http = self._http if self._http is not None else engine.http
-        writer.bind(engine.submit(run_request(writer, http, spec)))
+        never_started = None
+        if lock is not None:
+            turn_lock = lock
+
+            def never_started() -> None:  # cancelled before its task ran: stored in its turn
+                engine.submit(finish_in_turn(writer, turn_lock))
+
+        writer.bind(engine.submit(run_request(writer, http, spec)), never_started)
         return resp
 
     def request_body(
@@ -255,11 +262,13 @@ class Client:
                     texts.append((f"message {i + 1}", content))
         if system:
             texts.append(("system prompt", system))
-        from .guard import check_messages
-
-        found = check_messages(texts, api_key=self._api_key)
+        found = self.find_secrets(texts)
         if found:
             raise SecretInPromptError(found)
+
+    def find_secrets(self, texts: Iterable[tuple[str, str]]) -> list[Finding]:
+        """The outbound secret check (guard.py) of ``(where, text)`` pairs, this client's key included."""
+        return check_messages(texts, api_key=self._api_key)
 
     # ----------------------------------------------------------------- small JSON endpoints
     def _get_json(self, path: str) -> Any:

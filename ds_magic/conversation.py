@@ -1,9 +1,10 @@
-"""Conversation history: what was said, what goes on the wire next, and how it is saved.
+"""Conversation history: what was said, and what goes on the wire next.
 
 The API is stateless (deepseek-api.md §4.1): every request carries the whole history. A
 :class:`Conversation` keeps the turns kernel-side, with the thinking text and the end status of each
 answer, and :meth:`Conversation.messages` turns them into the payload for the next request, following
-the ``reasoning_content`` rules of §4.2 and trimming to a token estimate (§4.8).
+the ``reasoning_content`` rules of §4.2 and trimming to a token estimate (§4.8). Named conversations
+and their files are in conversation_store.py.
 
 Turns may be appended by the engine thread while the kernel thread reads the history, so every
 mutation and every snapshot happens under the conversation's lock.
@@ -13,136 +14,27 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
 import threading
-import time
-import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
+
+from .tokens import estimate_message_tokens, estimate_tokens
+from .turn import STATUSES, Turn
 
 __all__ = [
     "Turn",
     "Conversation",
-    "ConversationStore",
     "ResponseLike",
     "estimate_tokens",
     "estimate_message_tokens",
-    "history_text",
+    "load_json",
+    "check_format",
     "FORMAT",
-    "STORE_FORMAT",
     "VERSION",
 ]
 
 FORMAT = "ds_magic.conversation"
-STORE_FORMAT = "ds_magic.conversations"
 VERSION = 1
-
-_ROLES = frozenset({"user", "assistant", "tool"})
-_STATUSES = frozenset({"ok", "cancelled", "interrupted", "error"})
-
-# §4.8: "1 English character ≈ 0.3 token; 1 Chinese character ≈ 0.6 token", and about 4 tokens of
-# chat-template overhead per message.
-_MESSAGE_OVERHEAD = 4
-_WIDE = frozenset({"W", "F"})
-
-
-def estimate_tokens(text: str) -> int:
-    """Rough token count of ``text``: 0.3 per ordinary character, 0.6 per wide (CJK) one, rounded up.
-
-    >>> estimate_tokens("hello world")  # 11 × 0.3 = 3.3
-    4
-    """
-    if not text:
-        return 0
-    if text.isascii():
-        wide = 0
-    else:
-        # Nothing below U+1100 is really wide; the shortcut also skips unassigned code points
-        # that some unicodedata versions report as "W".
-        wide = sum(1 for ch in text if ord(ch) >= 0x1100 and unicodedata.east_asian_width(ch) in _WIDE)
-    narrow = len(text) - wide
-    return (3 * narrow + 6 * wide + 9) // 10  # integer ceil of 0.3·narrow + 0.6·wide
-
-
-def estimate_message_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
-    """Rough token count of wire messages: their texts (content, thinking, tool calls) + 4 per message."""
-    total = 0
-    for m in messages:
-        total += _MESSAGE_OVERHEAD
-        for key in ("content", "reasoning_content"):
-            value = m.get(key)
-            if isinstance(value, str):
-                total += estimate_tokens(value)
-        for call in m.get("tool_calls") or ():
-            fn = call.get("function") or {}
-            total += estimate_tokens(str(fn.get("name") or "")) + estimate_tokens(
-                str(fn.get("arguments") or "")
-            )
-    return total
-
-
-# --------------------------------------------------------------------------------------- turns
-
-
-@dataclass
-class Turn:
-    """One stored message: a user prompt, an assistant answer (with its thinking) or a tool result.
-
-    ``status`` is the end status of an assistant answer ("ok", "cancelled", "interrupted", "error").
-    ``meta`` is free-form and must stay JSON-serialisable (usage numbers, timing, error text).
-    """
-
-    role: str
-    content: str
-    reasoning: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    tool_call_id: str | None = None
-    status: str = "ok"
-    model: str | None = None
-    created: float = field(default_factory=time.time)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.role not in _ROLES:
-            raise ValueError(f"Turn role must be one of {sorted(_ROLES)}, not {self.role!r}")
-        if self.status not in _STATUSES:
-            raise ValueError(f"Turn status must be one of {sorted(_STATUSES)}, not {self.status!r}")
-        if not isinstance(self.content, str):
-            raise TypeError(f"Turn content must be a str, not {type(self.content).__name__}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "role": self.role,
-            "content": self.content,
-            "reasoning": self.reasoning,
-            "tool_calls": copy.deepcopy(self.tool_calls),
-            "tool_call_id": self.tool_call_id,
-            "status": self.status,
-            "model": self.model,
-            "created": self.created,
-            "meta": copy.deepcopy(self.meta),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Turn:
-        if not isinstance(data, Mapping) or "role" not in data or "content" not in data:
-            raise ValueError("a turn needs at least 'role' and 'content'")
-        if not isinstance(data["content"], str):
-            raise ValueError(f"a turn's 'content' must be a string, not {type(data['content']).__name__}")
-        created = data.get("created")
-        return cls(
-            role=data["role"],
-            content=data["content"],
-            reasoning=data.get("reasoning"),
-            tool_calls=copy.deepcopy(data.get("tool_calls")),
-            tool_call_id=data.get("tool_call_id"),
-            status=data.get("status") or "ok",
-            model=data.get("model"),
-            created=float(created) if isinstance(created, (int, float)) else time.time(),
-            meta=copy.deepcopy(dict(data.get("meta") or {})),
-        )
 
 
 class _ToolCallLike(Protocol):
@@ -252,7 +144,8 @@ class Conversation:
     def __len__(self) -> int:
         return len(self.turns)
 
-    def _snapshot(self) -> tuple[list[Turn], str | None]:
+    def snapshot(self) -> tuple[list[Turn], str | None]:
+        """A copy of the turns, and the system prompt, taken under the lock."""
         with self._lock:
             return list(self.turns), self.system
 
@@ -321,7 +214,7 @@ class Conversation:
         Usage, timing and the error message go into the assistant turn's ``meta``.
         """
         status = str(response.status)
-        if status not in _STATUSES:
+        if status not in STATUSES:
             status = "interrupted"
         reasoning = response.reasoning or ""
         calls = [c.to_message() for c in response.tool_calls or ()]
@@ -381,7 +274,7 @@ class Conversation:
           prompt are always kept; with no prompt, the latest exchange (the one awaiting an answer)
           is kept instead. Stored turns are never changed.
         """
-        turns, own_system = self._snapshot()
+        turns, own_system = self.snapshot()
         sys_text = system if system is not None else own_system
         head: list[dict[str, Any]] = [{"role": "system", "content": sys_text}] if sys_text else []
         cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
@@ -413,7 +306,7 @@ class Conversation:
     # ---------------------------------------------------------------------------- management
     def fork(self, name: str) -> Conversation:
         """An independent deep copy under a new name."""
-        turns, system = self._snapshot()
+        turns, system = self.snapshot()
         new = Conversation(name, system=system, max_history_tokens=self.max_history_tokens)
         new.turns = copy.deepcopy(turns)
         return new
@@ -425,7 +318,7 @@ class Conversation:
 
     # ------------------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
-        turns, system = self._snapshot()
+        turns, system = self.snapshot()
         return {
             "format": FORMAT,
             "version": VERSION,
@@ -437,7 +330,7 @@ class Conversation:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Conversation:
-        _check_format(data, FORMAT)
+        check_format(data, FORMAT)
         limit = data.get("max_history_tokens")
         conv = cls(
             str(data.get("name") or "default"),
@@ -455,17 +348,19 @@ class Conversation:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Conversation:
-        return cls.from_dict(_loads(text, FORMAT))
+        return cls.from_dict(load_json(text, FORMAT))
 
 
-def _loads(text: str | bytes, expected: str) -> Any:
+def load_json(text: str | bytes, expected: str) -> Any:
+    """The JSON document in ``text``; a ValueError naming the ``expected`` format if it is not JSON."""
     try:
         return json.loads(text)
     except ValueError as exc:
         raise ValueError(f"not JSON (expected a {expected!r} document): {exc}") from None
 
 
-def _check_format(data: Any, *expected: str) -> None:
+def check_format(data: Any, *expected: str) -> None:
+    """A ValueError unless ``data`` is an object of one of the ``expected`` formats, at ``VERSION``."""
     want = " or ".join(repr(e) for e in expected)
     if not isinstance(data, Mapping):
         raise ValueError(f"expected a JSON object with format {want}, got {type(data).__name__}")
@@ -475,171 +370,3 @@ def _check_format(data: Any, *expected: str) -> None:
     version = data.get("version")
     if version != VERSION:
         raise ValueError(f"expected format {fmt!r} version {VERSION}, got version {version!r}")
-
-
-# ------------------------------------------------------------------------------------ the store
-
-
-class ConversationStore:
-    """The named conversations of this process; iterating yields their names."""
-
-    def __init__(self) -> None:
-        self._convs: dict[str, Conversation] = {}
-        self._lock = threading.RLock()
-
-    def __repr__(self) -> str:
-        return f"ConversationStore(names={self.names()!r})"
-
-    def __contains__(self, name: object) -> bool:
-        with self._lock:
-            return name in self._convs
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._convs)
-
-    def _missing(self, name: str) -> KeyError:
-        names = ", ".join(repr(n) for n in self._convs) or "none"
-        return KeyError(f"No conversation named {name!r}; existing: {names}")
-
-    def get(self, name: str = "default", *, create: bool = True) -> Conversation:
-        """The conversation called ``name``, made empty if missing (KeyError when ``create=False``)."""
-        with self._lock:
-            conv = self._convs.get(name)
-            if conv is None:
-                if not create:
-                    raise self._missing(name)
-                conv = self._convs[name] = Conversation(name)
-            return conv
-
-    def names(self) -> list[str]:
-        with self._lock:
-            return list(self._convs)
-
-    def reset(self, name: str = "default") -> None:
-        """Clear the turns of ``name`` (its system prompt stays); a missing name has nothing to clear."""
-        with self._lock:
-            conv = self._convs.get(name)
-        if conv is not None:
-            conv.clear()
-
-    def delete(self, name: str) -> None:
-        with self._lock:
-            if name not in self._convs:
-                raise self._missing(name)
-            del self._convs[name]
-
-    def fork(self, src: str, dst: str, *, overwrite: bool = False) -> Conversation:
-        """Copy ``src`` into a new conversation ``dst``; an existing ``dst`` is replaced only with ``overwrite``."""
-        with self._lock:
-            if src not in self._convs:
-                raise self._missing(src)
-            if dst in self._convs and not overwrite:
-                raise ValueError(f"Conversation {dst!r} already exists; pass overwrite=True to replace it")
-            new = self._convs[src].fork(dst)
-            self._convs[dst] = new
-            return new
-
-    def export(self, path: str | os.PathLike[str], names: Iterable[str] | None = None) -> list[str]:
-        """Write conversations (all by default) to a JSON file readable only by its owner (0600).
-
-        Returns the names written.
-        """
-        with self._lock:
-            chosen = self.names() if names is None else list(names)
-            for n in chosen:
-                if n not in self._convs:
-                    raise self._missing(n)
-            convs = [self._convs[n] for n in chosen]
-        # Only turns, system prompts and settings go in: a Conversation holds no API key or header,
-        # so none can leak into the file. 0600 anyway, since prompts may be private.
-        doc = {"format": STORE_FORMAT, "version": VERSION, "conversations": [c.to_dict() for c in convs]}
-        data = json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
-        target = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(prefix=".ds_magic-", suffix=".json", dir=os.path.dirname(target) or ".")
-        try:
-            with os.fdopen(fd, "wb") as f:  # mkstemp creates the file 0600
-                f.write(data)
-            os.replace(tmp, target)  # atomic: a reader never sees half a file
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        return chosen
-
-    def import_(self, path: str | os.PathLike[str], *, replace: bool = False) -> list[str]:
-        """Load conversations from an exported file (a single-conversation document works too).
-
-        Names already in the store are kept and the imported copy gets a ``-imported`` suffix
-        (``-imported-2`` and so on if that is taken too), unless ``replace=True``.
-        Returns the names under which the conversations were stored. Nothing is stored if the
-        file is invalid.
-        """
-        with open(path, "rb") as f:
-            raw = f.read()
-        data = _loads(raw, STORE_FORMAT)
-        _check_format(data, STORE_FORMAT, FORMAT)
-        if data["format"] == FORMAT:
-            incoming = [Conversation.from_dict(data)]
-        else:
-            items = data.get("conversations")
-            if not isinstance(items, list):
-                raise ValueError(f"{STORE_FORMAT}: 'conversations' must be a list")
-            if not all(isinstance(c, Mapping) for c in items):
-                raise ValueError(f"{STORE_FORMAT}: each conversation must be a JSON object")
-            incoming = [Conversation.from_dict({"format": FORMAT, "version": VERSION, **c}) for c in items]
-        stored: list[str] = []
-        with self._lock:
-            for conv in incoming:
-                name = conv.name
-                if not replace and name in self._convs:
-                    name = f"{conv.name}-imported"
-                    n = 2
-                    while name in self._convs:
-                        name = f"{conv.name}-imported-{n}"
-                        n += 1
-                conv.name = name
-                self._convs[name] = conv
-                stored.append(name)
-        return stored
-
-
-# ---------------------------------------------------------------------------------- transcript
-
-
-def history_text(conversation: Conversation) -> str:
-    """A readable transcript for ``%deepseek history``; "" when there are no turns.
-
-    One block per turn, numbered by exchange: ``[1] user: …``, ``[1] assistant (cancelled): …``.
-    Texts are shown whole; thinking only as its length.
-    """
-    turns, system = conversation._snapshot()
-    if not turns:
-        return ""
-    blocks: list[str] = [f"system: {system}"] if system else []
-    n = 0
-    for t in turns:
-        if t.role == "user":
-            n += 1
-        label = t.role
-        if t.role == "tool":
-            label += f" ({t.tool_call_id})"
-        elif t.role == "assistant" and t.status != "ok":
-            label += f" ({t.status})"
-        notes: list[str] = []
-        if t.reasoning:
-            notes.append(f"(thinking: {len(t.reasoning)} chars)")
-        for call in t.tool_calls or ():
-            fn = call.get("function") or {}
-            notes.append(f"(tool call {call.get('id')}: {fn.get('name')}({fn.get('arguments')}))")
-        text = t.content
-        if not text and t.role == "assistant" and not notes:
-            text = "(no text)"
-        body = "\n".join([*notes, text] if text else notes)
-        blocks.append(f"[{n}] {label}: {body}")
-    return "\n\n".join(blocks)

@@ -5,8 +5,9 @@
     server = ds_magic.serve_metrics(port=9464)   # http://127.0.0.1:9464/metrics
     server.close()
 
-Fed by the same hook as :mod:`ds_magic.records`: histograms of time to first token and tokens/s,
-counters of requests (by model, status, cached), errors (by type), tokens and estimated cost.
+Fed by the run records (run_records.py), through a record hook: histograms of time to first token
+and tokens/s, counters of requests (by model, status, cached), errors (by type), tokens and
+estimated cost.
 The registry is ds_magic's own (``metrics.registry()``), so nothing else of the process leaks out.
 It binds the loopback address unless told otherwise: the numbers are nobody else's business.
 """
@@ -19,7 +20,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from .records import RunRecord, add_hook, get_records
+from .run_records import RunRecord, add_hook, get_records
 
 __all__ = ["serve_metrics", "MetricsServer", "registry"]
 
@@ -149,12 +150,7 @@ def serve_metrics(port: int = 0, addr: str = "127.0.0.1") -> MetricsServer:
     metrics = _get_metrics()
     from prometheus_client import make_wsgi_app
 
-    export = make_wsgi_app(metrics.registry)
-
-    def app(environ: Any, start_response: Any) -> Any:
-        get_records()  # settles requests that have ended but whose done-callback has not run yet
-        return export(environ, start_response)
-
+    app = make_wsgi_app(metrics.registry)
     server_class = _Server6 if ":" in addr else _Server
     server = make_server(addr, port, app, server_class=server_class, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="ds-metrics", daemon=True)

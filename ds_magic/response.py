@@ -327,22 +327,24 @@ class ResponseWriter:
     def __init__(self, response: Response) -> None:
         self.response = response
 
-    def bind(self, future: concurrent.futures.Future[Any]) -> None:
-        """The engine future running this request: ``Response.cancel()`` is its ``cancel()``.
-
-        A task cancelled before it started never runs its code, so a response that had not started
-        when its future was cancelled is ended here (a started one is ended by its runner, which
-        also closes the HTTP stream); a cancel that came before ``bind`` is applied now.
+    def bind(
+        self, future: concurrent.futures.Future[Any], if_never_started: Callable[[], None] | None = None
+    ) -> None:
+        """The engine future running this request: ``Response.cancel()`` is its ``cancel()``. A task cancelled before it started never runs its code, so a response still pending when
+        its future is cancelled is ended by ``if_never_started`` (default: at once; a conversation
+        turn ends in its turn, so the history keeps its order). A started one is ended by its
+        runner, which also closes the HTTP stream. A cancel that came before ``bind`` applies now.
         """
         resp = self.response
         with resp._lock:
             resp._future = None if resp._ended else future
             cancel_now = resp.cancel_requested and not resp._ended
+        end = if_never_started or (lambda: self.finish("cancelled"))
 
         def ended(f: concurrent.futures.Future[Any]) -> None:
             if f.cancelled():
                 if resp.status == "pending":
-                    self.finish("cancelled")
+                    end()
             elif not resp._ended:  # the task ended without ending it (a bug): nobody may wait forever
                 exc = f.exception()
                 self.finish("error", DeepSeekError(f"Unexpected error: {type(exc).__name__}: {exc}"))

@@ -28,14 +28,14 @@ from .errors import (
 )
 from .response import ResponseWriter
 from .resume import Received, Stitch, add_usage, dropped_usage, resume_body, why_no_resume
-from .retry import RetryPolicy, is_retryable_status, parse_retry_after
+from .retry import RetryPolicy
 from .sse import DEFAULT_MAX_EVENT_BYTES
 from .transport import (
     check_event_stream,
     decoding_error,
-    error_from_response,
+    error_from_exception,
     error_from_transport,
-    read_limited,
+    status_error,
     transport_detail,
 )
 from .types import StatusEvent
@@ -43,7 +43,7 @@ from .types import StatusEvent
 if TYPE_CHECKING:
     from .cache import ResponseCache
 
-__all__ = ["RequestSpec", "run_request"]
+__all__ = ["RequestSpec", "finish_in_turn", "run_request"]
 
 # Seconds to wait for [DONE] (and an OpenAI-style trailing usage chunk) after the finish chunk.
 _AFTER_FINISH = 2.0
@@ -93,8 +93,10 @@ async def _run(writer: ResponseWriter, http: httpx.AsyncClient, spec: RequestSpe
     dog: Watchdog | None = None
     try:
         if lock is not None:
-            await lock.acquire()  # a conversation's turns go one after another, in order
+            cancelled = await _acquire_in_turn(lock, task)
             locked = True
+            if cancelled:
+                raise asyncio.CancelledError  # ended below, now that it is this turn's turn
         body = spec.prepare(spec.body) if spec.prepare is not None else spec.body
         resp.request = body
         if not writer.start():
@@ -130,7 +132,7 @@ async def _run(writer: ResponseWriter, http: httpx.AsyncClient, spec: RequestSpe
                 raise  # not ours (engine shutdown): let it propagate
             _uncancel(task)
     except Exception as exc:
-        _fail(writer, _as_error(exc, spec.url))
+        _fail(writer, error_from_exception(exc, spec.url))
     else:
         writer.finish("ok", finish_reason=finish_reason)
     finally:
@@ -140,20 +142,30 @@ async def _run(writer: ResponseWriter, http: httpx.AsyncClient, spec: RequestSpe
             lock.release()
 
 
-def _as_error(exc: Exception, url: str) -> DeepSeekError:
-    if isinstance(exc, DeepSeekError):
-        return exc
-    if isinstance(exc, httpx.HTTPError):  # a known library failure: its cause and fix (transport.py)
-        return error_from_transport(exc, url)
-    # A bug or an unexpected library error: still end the response.
-    return DeepSeekError(f"Unexpected error: {type(exc).__name__}: {exc}")
-
-
 def _fail(writer: ResponseWriter, exc: DeepSeekError) -> None:
     resp = writer.response
     exc = with_partial(exc, resp.text_so_far, resp.reasoning)
     started = bool(resp.text_so_far or resp.reasoning or resp.tool_calls)
     writer.finish("interrupted" if started and not isinstance(exc, APIStatusError) else "error", exc)
+
+
+async def _acquire_in_turn(lock: asyncio.Lock, task: asyncio.Task[Any]) -> bool:
+    """Wait for the conversation's earlier turns: its turns run, and are stored, in order. A turn
+    cancelled while it waits still waits for its turn before it is stored (cancelled), so the
+    history never holds it before the exchange it followed. True if it was cancelled meanwhile."""
+    try:
+        await lock.acquire()
+    except asyncio.CancelledError:
+        _uncancel(task)
+        await lock.acquire()
+        return True
+    return False
+
+
+async def finish_in_turn(writer: ResponseWriter, lock: asyncio.Lock) -> None:
+    """End a conversation turn that was cancelled before its task started, in its turn."""
+    async with lock:
+        writer.finish("cancelled")
 
 
 def _uncancel(task: asyncio.Task[Any]) -> None:
@@ -205,24 +217,7 @@ async def _attempts(
             raise err from None
         try:
             if response.status_code != 200:
-                raw = await read_limited(response)
-                retryable = is_retryable_status(response.status_code)
-                delay = retry.delay(attempt, response.headers) if retryable else None
-                # No delay for a retryable status: the server asked for longer than we wait.
-                asked = (
-                    parse_retry_after(response.headers, retry.clock())
-                    if retryable and delay is None
-                    else None
-                )
-                err = error_from_response(
-                    response.status_code,
-                    raw,
-                    response.headers,
-                    url=url,
-                    retry_after=delay,
-                    asked=asked,
-                    max_wait=retry.max_retry_after,
-                )
+                err, delay = await status_error(response, url, retry, attempt)
                 if delay is not None and attempt < retry.max_retries:
                     attempt += 1
                     await response.aclose()
@@ -308,7 +303,7 @@ async def _read_stream(
                 received.note(events)
                 writer.push_many(events)
             if parser.error is not None:
-                raise parser.error  # after the text that came before it (chunks.py)
+                raise parser.error  # after the text that came before it in the same read (chunks.py)
             if finish_deadline is None and parser.finish_reason is not None and not parser.done:
                 finish_deadline = clock() + _AFTER_FINISH
             if parser.done:

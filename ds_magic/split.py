@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .conversation import estimate_tokens
+from .tokens import estimate_tokens
 
 __all__ = ["split_text"]
 

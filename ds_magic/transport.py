@@ -26,15 +26,18 @@ from .errors import (
     ServerError,
     StreamDecodeError,
 )
+from .retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 __all__ = [
     "MAX_ERROR_BODY",
     "body_preview",
     "check_event_stream",
     "decoding_error",
+    "error_from_exception",
     "error_from_response",
     "error_from_transport",
     "read_limited",
+    "status_error",
     "transport_detail",
 ]
 
@@ -169,6 +172,16 @@ def error_from_transport(exc: Exception, url: str, seconds: float | None = None)
     return APIConnectionError(detail, url, hint)
 
 
+def error_from_exception(exc: Exception, url: str) -> DeepSeekError:
+    """Whatever ended a request, as a ds_magic error: ours as it is, a known httpx failure with its
+    cause and fix, anything else (a bug) as "Unexpected error", so the response still ends."""
+    if isinstance(exc, DeepSeekError):
+        return exc
+    if isinstance(exc, httpx.HTTPError):
+        return error_from_transport(exc, url)
+    return DeepSeekError(f"Unexpected error: {type(exc).__name__}: {exc}")
+
+
 def decoding_error(exc: Exception, encoding: str | None) -> StreamDecodeError:
     """A body that is not what its Content-Encoding says (a proxy that mangles the stream)."""
     marked = f"is marked Content-Encoding: {encoding}" if encoding else "has a Content-Encoding"
@@ -193,6 +206,27 @@ async def read_limited(response: httpx.Response, limit: int = MAX_ERROR_BODY) ->
     except httpx.DecodingError as exc:
         raise decoding_error(exc, response.headers.get("content-encoding")) from None
     return b"".join(parts)[:limit]
+
+
+async def status_error(
+    response: httpx.Response, url: str, retry: RetryPolicy, attempt: int
+) -> tuple[APIStatusError, float | None]:
+    """The error of an answer other than 200, and how long to wait before retrying it (None: not
+    retried). A retryable status with no delay is one whose server asked for longer than we wait."""
+    raw = await read_limited(response)
+    retryable = is_retryable_status(response.status_code)
+    delay = retry.delay(attempt, response.headers) if retryable else None
+    asked = parse_retry_after(response.headers, retry.clock()) if retryable and delay is None else None
+    err = error_from_response(
+        response.status_code,
+        raw,
+        response.headers,
+        url=url,
+        retry_after=delay,
+        asked=asked,
+        max_wait=retry.max_retry_after,
+    )
+    return err, delay
 
 
 async def check_event_stream(response: httpx.Response, url: str) -> None:

@@ -7,6 +7,7 @@ import _thread
 import asyncio
 import inspect
 import io
+import pickle
 import random
 import re
 import subprocess
@@ -20,9 +21,12 @@ from offline_helpers import KEY, Sleeps
 
 import ds_magic
 from ds_magic import Client, ResponseCache, RetryPolicy, split_text
-from ds_magic.batch import MAX_RATE_LIMIT_RETRIES, BatchProgress, BatchResult, TextProgress, format_progress
-from ds_magic.conversation import estimate_tokens
+from ds_magic.batch_progress import BatchProgress, TextProgress, format_progress
+from ds_magic.batch_result import BatchResult
+from ds_magic.batch_schedule import MAX_RATE_LIMIT_RETRIES
+from ds_magic.batching import register_progress_view
 from ds_magic.testing import Script
+from ds_magic.tokens import estimate_tokens
 
 
 def make_client(srv, sleeps: Sleeps | None = None, **kw) -> Client:
@@ -169,6 +173,31 @@ def test_keyboard_interrupt_while_waiting_cancels_and_reraises(srv):
     assert [r.status for r in result] == ["cancelled"] * 3
 
 
+def test_wait_times_out_and_refuses_the_engine_thread(srv):
+    srv.enqueue(*[Script(text="word " * 400, reasoning="", tokens_per_second=50) for _ in range(2)])
+    result = ds_magic.batch(["a", "b"], client=make_client(srv), concurrency=2, progress=False)
+    with pytest.raises(TimeoutError, match="did not finish within 0.05 s"):
+        result.wait(0.05)
+    assert not result.done and not result.cancel_requested  # running out of time cancels nothing
+    on_engine: list[BaseException] = []
+    called = threading.Event()
+
+    def at_end(r: BatchResult) -> None:  # done-callbacks run on the engine thread
+        try:
+            r.wait()
+        except RuntimeError as exc:
+            on_engine.append(exc)
+        called.set()
+
+    result.add_done_callback(at_end)
+    result.cancel()
+    assert result.wait(5) is result and called.wait(5)
+    assert [type(e) for e in on_engine] == [RuntimeError] and "engine thread" in str(on_engine[0])
+    late: list[BatchResult] = []
+    result.add_done_callback(late.append)  # after the end: at once, on this thread
+    assert late == [result]
+
+
 def test_await_result_inside_a_running_loop(srv):
     srv.enqueue(Script(text="x"), Script(text="y"))
 
@@ -220,18 +249,8 @@ def test_table_without_pandas_is_a_list_of_dicts(srv, monkeypatch):
     monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
     rows = result.table()
     assert isinstance(rows, list)
-    assert set(rows[0]) == {
-        "input",
-        "text",
-        "status",
-        "error",
-        "tokens",
-        "ttft",
-        "tokens/s",
-        "cost",
-        "cached",
-        "retries",
-    }
+    columns = "input text status error tokens ttft tokens/s cost cached retries".split()
+    assert list(rows[0]) == columns
     assert [r["input"] for r in rows] == ["a", "b"] and [r["text"] for r in rows] == ["one", "two"]
     assert rows[0]["tokens"] > 0 and rows[0]["ttft"] is not None and rows[0]["cost"] > 0
     assert rows[0]["cached"] is False
@@ -306,20 +325,61 @@ def test_widget_view_updates_and_its_button_cancels(srv):
     assert view.bar.value == 2 and "2 cancelled" in view.label.value
 
 
-def test_module_is_callable_and_core_imports_no_widgets(srv):
-    import ds_magic.batch as mod
+def test_batch_is_a_plain_function_and_core_imports_no_widgets(srv):
     from ds_magic import batch
+    from ds_magic.batching import batch as defined
 
-    assert mod is batch is ds_magic.batch  # one object, however it is reached
+    assert batch is defined is ds_magic.batch and inspect.isfunction(batch)
+    assert pickle.loads(pickle.dumps(ds_magic.batch)) is batch  # pickled by reference, like any function
     assert "concurrency" in str(inspect.signature(batch))
-    srv.enqueue(Script(text="via module"))
-    assert mod(["x"], client=make_client(srv), progress=False).texts == ["via module"]
+    # No script of our own: a request the previous test cancelled may still reach the server late.
+    [resp] = batch(["x"], client=make_client(srv), progress=False).responses
+    assert resp.status == "ok" and resp.text
     code = (
-        "import sys, ds_magic, ds_magic.batch, ds_magic.cache, ds_magic.records, ds_magic.split;"
+        "import sys, ds_magic, ds_magic.batching, ds_magic.cache, ds_magic.run_records, ds_magic.run_stats,"
+        " ds_magic.split; ds_magic.batch, ds_magic.records, ds_magic.stats;"
         "print([m for m in ('IPython', 'ipywidgets', 'pandas', 'matplotlib', 'prometheus_client') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.fixture
+def no_progress_view():
+    """No registered notebook view during the test, and none left behind."""
+    register_progress_view(None)
+    yield
+    register_progress_view(None)
+
+
+def test_a_registered_progress_view_gets_the_result_and_every_snapshot(srv, no_progress_view):
+    made: list[BatchResult] = []
+    seen: list[BatchProgress] = []
+
+    def factory(result: BatchResult):
+        made.append(result)
+        return seen.append
+
+    register_progress_view(factory)
+    srv.enqueue(Script(text="one"), Script(text="two"))
+    result = ds_magic.batch(["a", "b"], client=make_client(srv), concurrency=2)  # progress=True
+    result.wait(10)
+    assert made == [result]
+    assert seen[-1].finished and seen[-1].done == 2 and sum(p.finished for p in seen) == 1
+    auto = ds_magic.batch(["c"], client=make_client(srv), progress="auto").wait(10)
+    widget = ds_magic.batch(["d"], client=make_client(srv), progress="widget").wait(10)
+    assert made == [result, auto, widget]
+    text = ds_magic.batch(["e"], client=make_client(srv), progress="text").wait(10)
+    assert text not in made  # "text" is the terminal line, whatever is registered
+
+
+def test_widget_progress_without_the_notebook_layer_says_to_load_it(srv, no_progress_view):
+    with pytest.raises(ValueError, match="%load_ext ds_magic") as info:
+        ds_magic.batch(["a"], client=make_client(srv), progress="widget")
+    assert "\n" not in str(info.value)
+    assert srv.requests == []
+    with pytest.raises(ValueError, match="progress must be"):
+        ds_magic.batch(["a"], client=make_client(srv), progress="fancy")
 
 
 # --------------------------------------------------------------------- split_text

@@ -42,7 +42,7 @@ def make_client(srv, cache=None, key=KEY, resume=0) -> Client:
 
 
 def test_miss_then_hit_makes_no_request_and_costs_nothing(srv, cache):
-    ds_magic.records.clear()
+    ds_magic.clear_records()
     srv.enqueue(Script(text="Paris is the capital.", reasoning="France, capital."))
     client = make_client(srv, cache)
     first = client.chat("Capital of France?")

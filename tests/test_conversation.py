@@ -13,14 +13,10 @@ from typing import Any
 
 import pytest
 
-from ds_magic.conversation import (
-    Conversation,
-    ConversationStore,
-    Turn,
-    estimate_message_tokens,
-    estimate_tokens,
-    history_text,
-)
+from ds_magic.conversation import Conversation
+from ds_magic.conversation_store import ConversationStore, history_text
+from ds_magic.tokens import estimate_message_tokens, estimate_tokens
+from ds_magic.turn import Turn
 from ds_magic.types import ToolCall, Usage
 
 

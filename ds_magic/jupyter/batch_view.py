@@ -1,6 +1,6 @@
 """The notebook progress view of a batch: a bar, one line of counts, and a Cancel button.
 
-Imported only inside a kernel (``batch._pick_progress``); the core never imports ipywidgets. As
+Imported only inside a kernel; the core never imports ipywidgets. As
 for ``StreamView``, the engine thread is the one writer of these widgets, throttled, and at the end
 the widgets are replaced through the same display id by a static line and closed, so a saved
 notebook shows the outcome without widget state (kernel-and-widgets.md §9.5). ``batch`` returns at
@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
-from ..batch import BatchProgress, format_progress
+from ..batch_progress import BatchProgress, format_progress
 
 if TYPE_CHECKING:
-    from ..batch import BatchResult
+    from ..batch_result import BatchResult
 
 __all__ = ["BatchProgressView"]
 

@@ -24,7 +24,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
 from ..client import Client
-from ..conversation import ConversationStore, history_text
+from ..conversation_store import ConversationStore, history_text
 from ..errors import DeepSeekError
 from ..interpolate import interpolate
 from ..request import build_body
@@ -257,7 +257,7 @@ class DeepSeekMagics(Magics):
         return body
 
     def _start_batch(self, call: _Call) -> Any:
-        from ..batch import batch
+        from ..batching import batch
 
         name = call.args.each
         if name not in self.shell.user_ns:
@@ -569,9 +569,9 @@ class DeepSeekMagics(Magics):
 
 
 def _stats(self: DeepSeekMagics, rest: list[str]) -> None:
-    from .. import records
+    from ..run_stats import plot_records, stats
 
-    totals = records.stats()
+    totals = stats()
     for key, value in totals.items():
         print(f"{key}: {value}")
     try:
@@ -581,7 +581,7 @@ def _stats(self: DeepSeekMagics, rest: list[str]) -> None:
     if totals.get("requests"):
         from IPython.display import display
 
-        display(records.plot())
+        display(plot_records())
 
 
 def _cache_cmd(self: DeepSeekMagics, rest: list[str]) -> Any:

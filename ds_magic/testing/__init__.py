@@ -53,9 +53,11 @@ accepted; ``RecordedRequest.connection`` says which one a request came on) and `
 
 from __future__ import annotations
 
-from ._script import FAULTS, FINISH_REASONS, Script
-from ._server import LEGACY_MODELS, V4_MODELS, Disconnect, OfflineServer, RecordedRequest
-from ._wire import DEFAULT_MARK, estimate_tokens, split_tokens
+from .records import Disconnect, RecordedRequest
+from .script import FAULTS, FINISH_REASONS, Script
+from .server import OfflineServer
+from .validate import LEGACY_MODELS, V4_MODELS
+from .wire import DEFAULT_MARK, estimate_tokens, split_tokens
 
 __all__ = [
     "DEFAULT_MARK",

@@ -8,7 +8,7 @@ import sys
 import threading
 from types import FrameType
 
-from ._server import OfflineServer
+from .server import OfflineServer
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

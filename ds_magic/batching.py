@@ -1,0 +1,166 @@
+"""``batch``: one prompt template over many items, with bounded, adaptive concurrency.
+
+::
+
+    result = ds_magic.batch("Summarise in one line: {item}", texts, concurrency=16)
+    result.wait()                       # or: await result
+    result.table()                      # DataFrame (pandas) or list of dicts, in input order
+
+``batch`` returns a :class:`BatchResult` at once; the items run on the engine loop, at most
+``concurrency`` at a time, adapting to 429s (batch_schedule.py). The answers come back in input
+order whatever order they finish in.
+
+How progress is shown: the notebook layer registers a view with :func:`register_progress_view`
+when it is loaded (``%load_ext ds_magic``); the core never imports IPython or a widget library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .batch_progress import Progress, TextProgress
+from .batch_result import BatchResult
+from .client import Client
+from .errors import SecretInPromptError
+from .interpolate import interpolate
+from .request import build_body
+
+__all__ = ["batch", "register_progress_view", "ProgressViewFactory"]
+
+#: Makes the progress callback of a notebook view for a batch (and shows the view).
+ProgressViewFactory = Callable[[BatchResult], Progress]
+
+_view_factory: ProgressViewFactory | None = None
+
+
+def register_progress_view(factory: ProgressViewFactory | None) -> None:
+    """Use ``factory(result)`` for ``batch(progress=True / "auto" / "widget")``; None removes it.
+
+    The notebook layer registers its progress widget here when it is loaded.
+    """
+    global _view_factory
+    _view_factory = factory
+
+
+# --------------------------------------------------------------------- inputs
+def _as_list(values: Any, what: str) -> tuple[list[Any], Any]:
+    """A list and, for a pandas Series / DataFrame (duck-typed), its index."""
+    if isinstance(values, (str, bytes)) or isinstance(values, Mapping):
+        raise TypeError(f"{what} must be a list (or a pandas Series), not a {type(values).__name__}")
+    if hasattr(values, "columns") and hasattr(values, "to_dict"):  # a DataFrame: one dict per row
+        return list(values.to_dict("records")), values.index
+    if hasattr(values, "tolist") and hasattr(values, "dtype"):  # a Series or an array
+        index = getattr(values, "index", None)
+        return list(values.tolist()), None if callable(index) else index
+    try:
+        return list(values), None
+    except TypeError:
+        raise TypeError(
+            f"{what} must be a list (or a pandas Series), not a {type(values).__name__}"
+        ) from None
+
+
+def _fields(item: Any) -> dict[str, Any]:
+    """Names an item offers to a template besides ``{item}``: dict keys, namedtuple/dataclass fields."""
+    if isinstance(item, Mapping):
+        return {k: v for k, v in item.items() if isinstance(k, str)}
+    asdict = getattr(item, "_asdict", None)
+    if callable(asdict):
+        return dict(asdict())
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+    return {}
+
+
+def _render(template: str, item: Any) -> str:
+    return interpolate(template, {**_fields(item), "item": item})
+
+
+def _prompt(p: Any) -> str | list[dict[str, Any]]:
+    if isinstance(p, str):
+        return p
+    if isinstance(p, Sequence) and all(isinstance(m, Mapping) for m in p):
+        return [dict(m) for m in p]
+    return str(p)
+
+
+def _pick_progress(progress: bool | str | Progress | None, result: BatchResult) -> Progress | None:
+    if progress is None or progress is False:
+        return None
+    if callable(progress):
+        return progress
+    if progress not in (True, "auto", "text", "widget"):
+        raise ValueError(f"progress must be True, False, 'text', 'widget' or a callable, got {progress!r}")
+    if progress == "widget" and _view_factory is None:
+        raise ValueError("progress='widget' needs the notebook layer: run %load_ext ds_magic first")
+    if progress == "text":
+        return TextProgress()
+    if _view_factory is not None:
+        return _view_factory(result)
+    return TextProgress() if sys.stderr.isatty() else None
+
+
+# --------------------------------------------------------------------- the function
+def batch(
+    template_or_prompts: Any,
+    items: Any = None,
+    *,
+    client: Client | None = None,
+    concurrency: int = 8,
+    model: str | None = None,
+    system: str | None = None,
+    cache: Any = None,
+    progress: bool | str | Progress | None = True,
+    **params: Any,
+) -> BatchResult:
+    """Run many prompts (or one template over many items) and return a :class:`BatchResult` at once.
+
+    - ``batch(["Hi", "Hello"])``: a list (or pandas Series) of prompts.
+    - ``batch("Translate: {item}", items)``: ``{item}`` is each item; a dict item (or a DataFrame
+      row) also offers its keys, ``{name}``, and any item its attributes, ``{item.name}``. Nothing
+      else in the template is touched (braces in pasted code are safe).
+
+    ``concurrency`` is the most requests in flight; 429s lower it for a while. ``model``, ``system``,
+    ``cache`` and ``params`` (temperature, max_tokens, ...) go to every ``client.chat`` call.
+    ``progress``: True (the notebook view once the notebook layer is loaded, else a line on stderr
+    in a terminal), False, ``"text"``, ``"widget"``, or a callable that gets a
+    :class:`BatchProgress` on the engine thread (keep it quick).
+    """
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
+    if "conversation" in params:
+        raise TypeError("batch items are independent requests: conversation= is not supported")
+    if items is None:
+        if isinstance(template_or_prompts, str):
+            raise TypeError("one template needs items: batch('... {item} ...', items)")
+        raw, index = _as_list(template_or_prompts, "prompts")
+        prompts = [_prompt(p) for p in raw]
+        inputs = raw
+    else:
+        if not isinstance(template_or_prompts, str):
+            raise TypeError(
+                f"with items, the first argument must be a template string, not {type(template_or_prompts).__name__}"
+            )
+        inputs, index = _as_list(items, "items")
+        prompts = [_render(template_or_prompts, x) for x in inputs]
+    client = client if client is not None else Client()
+    if not params.get("allow_secrets"):
+        # The outbound guard (guard.py) once, for every item, before anything is sent.
+        for i, p in enumerate(prompts):
+            found = client.find_secrets([(f"item {i}", str(p))])
+            if found:
+                raise SecretInPromptError(found)
+    # Check the parameters once, here, rather than failing every item on the engine.
+    body_params = {k: v for k, v in params.items() if k not in ("beta", "timeout", "allow_secrets")}
+    build_body([{"role": "user", "content": "."}], model or client.model, **body_params)
+    chat_kwargs: dict[str, Any] = {**params, "model": model, "system": system}
+    if cache is not None:
+        chat_kwargs["cache"] = cache
+    result = BatchResult(
+        prompts, inputs, client=client, concurrency=concurrency, chat_kwargs=chat_kwargs, index=index
+    )
+    result.start(_pick_progress(progress, result))
+    return result

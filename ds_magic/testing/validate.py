@@ -1,0 +1,234 @@
+"""What the offline server accepts: models, limits, the API key, request bodies, and the documented errors.
+
+A request the real API would refuse raises ``Reject`` with the status and message the API uses.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .framing import Request, phrase
+from .script import Script
+
+V4_MODELS = ("deepseek-flash", "deepseek-v4-pro", "deepseek-v4-flash", "deepseek-v4-flash-vision-exp")
+LEGACY_MODELS = ("deepseek-chat", "deepseek-reasoner")
+
+MAX_TOKENS_LIMIT = 393_216
+LEGACY_MAX_TOKENS_LIMIT = 8192
+
+REASONING_PASSBACK = "The `reasoning_content` in the thinking mode must be passed back to the API."
+CONCURRENCY_MESSAGE = (
+    "Your current concurrency is {current}, which exceeds your concurrency limit of {limit} based on your "
+    "remaining balance. Please top up your balance to restore your concurrency."
+)
+
+# status -> (documented message, error type)
+ERRORS: dict[int, tuple[str, str]] = {
+    400: ("Invalid Format", "invalid_request_error"),
+    401: ("Authentication Fails, Your api key: {key} is invalid", "authentication_error"),
+    402: ("Insufficient Balance", "unknown_error"),
+    404: ("Not Found", "invalid_request_error"),
+    422: ("Invalid Parameters", "invalid_request_error"),
+    429: (CONCURRENCY_MESSAGE, "rate_limit_error"),
+    500: ("Server Error", "server_error"),
+    502: ("Bad Gateway", "server_error"),
+    503: ("Server Overloaded", "server_error"),
+    504: ("Gateway Timeout", "server_error"),
+}
+
+
+class Reject(Exception):
+    """A request the API would reject: status, message, error type, and whether the body is plain text."""
+
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", plain: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.plain = plain
+
+
+# ---------------------------------------------------------------- the API key and scripted errors
+
+
+def bearer_key(req: Request) -> str:
+    scheme, _, key = req.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
+def auth_error(req: Request, api_key: str | None) -> str | None:
+    """The 401 message for a missing key, or one that is not *api_key* (None: any key will do)."""
+    key = bearer_key(req)
+    if not key or (api_key is not None and key != api_key):
+        return ERRORS[401][0].format(key="****" + key[-4:])
+    return None
+
+
+def error_for(script: Script, req: Request, active: int) -> tuple[str, str]:
+    """The message and error type of the scripted status (*active*: requests in flight, for 429)."""
+    message, type_ = ERRORS.get(
+        script.status,
+        (phrase(script.status), "server_error" if script.status >= 500 else "invalid_request_error"),
+    )
+    if script.status == 401:
+        message = message.format(key="****" + bearer_key(req)[-4:])
+    elif script.status == 429:
+        current = max(active, 2)
+        message = message.format(current=current, limit=current - 1)
+    return script.error_message or message, type_
+
+
+def models(legacy: bool) -> dict[str, Any]:
+    """The GET /models answer."""
+    ids = V4_MODELS[:2] + (LEGACY_MODELS if legacy else ())
+    return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "deepseek"} for m in ids]}
+
+
+# ---------------------------------------------------------------- request bodies
+
+
+def thinking_on(model: str, body: dict[str, Any]) -> bool:
+    if model == "deepseek-reasoner":
+        return True
+    if model == "deepseek-chat":
+        return False
+    thinking = body.get("thinking")
+    return not (isinstance(thinking, dict) and thinking.get("type") == "disabled")
+
+
+def validate(raw: bytes, beta: bool, legacy: bool) -> dict[str, Any]:
+    """The JSON body of a /chat/completions request, checked as the API checks it; raises Reject."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        detail = str(exc).split(": line")[0] if isinstance(exc, json.JSONDecodeError) else "invalid UTF-8"
+        text = f"Failed to parse the request body as JSON: {detail.lower()} at line 1 column 1"
+        raise Reject(400, text, plain=legacy) from None
+    body = _check_types(data, f"at line 1 column {len(raw)}", legacy)
+    messages: list[dict[str, Any]] = body["messages"]
+    model: str = body["model"]
+    if not messages:
+        raise Reject(400, "Invalid Format: `messages` must not be empty")
+    allowed = V4_MODELS + (LEGACY_MODELS if legacy else ())
+    if model not in allowed:
+        raise Reject(400, "Model Not Exist")
+    max_tokens = body.get("max_tokens")
+    limit = LEGACY_MAX_TOKENS_LIMIT if model in LEGACY_MODELS else MAX_TOKENS_LIMIT
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= limit
+    ):
+        raise Reject(400, f"Invalid max_tokens value, the valid range of max_tokens is [1, {limit}]")
+    _check_prefix(messages, beta)
+    if legacy:  # R1-era rule: reasoning is never sent back as input
+        for i, msg in enumerate(messages):
+            if "reasoning_content" in msg and not msg.get("prefix"):
+                raise Reject(
+                    400,
+                    f"Invalid Format: messages[{i}] has a `reasoning_content` field; remove it from the input "
+                    "messages (the model's reasoning is not sent back as context)",
+                )
+    if model == "deepseek-reasoner":
+        _check_reasoner_turns(messages)
+    if body.get("tools") and thinking_on(model, body):
+        for msg in messages:
+            if msg["role"] == "assistant" and msg.get("tool_calls") and "reasoning_content" not in msg:
+                raise Reject(400, REASONING_PASSBACK)
+    return body
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean `{str(value).lower()}`"
+    if isinstance(value, (int, float)):
+        return f"number `{value}`"
+    if isinstance(value, str):
+        return f"string {json.dumps(value)}"
+    if isinstance(value, list):
+        return "sequence"
+    return "map"
+
+
+def _check_types(body: Any, end: str, legacy: bool) -> dict[str, Any]:
+    """*body*, raising the deserialization errors (a field missing or of the wrong type) first.
+
+    *end* is where the errors say the body ends.
+    """
+
+    def deser(detail: str) -> Reject:
+        msg = f"Failed to deserialize the JSON body into the target type: {detail}"
+        return Reject(422, msg, plain=True) if legacy else Reject(400, msg)
+
+    if not isinstance(body, dict):
+        raise deser(f"invalid type: {_kind(body)}, expected struct ChatCompletionRequest at line 1 column 1")
+    for name in ("messages", "model"):
+        if name not in body:
+            raise deser(f"missing field `{name}` {end}")
+    messages = body["messages"]
+    if not isinstance(messages, list):
+        raise deser(f"messages: invalid type: {_kind(messages)}, expected a sequence {end}")
+    roles = ("system", "user", "assistant", "tool")
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            raise deser(f"messages[{i}]: invalid type: {_kind(msg)}, expected a message object {end}")
+        if "role" not in msg:
+            raise deser(f"messages[{i}]: missing field `role` {end}")
+        if msg["role"] not in roles:
+            raise deser(
+                f"messages[{i}]: unknown variant `{msg['role']}`, expected one of `system`, `user`, `assistant`, `tool` {end}"
+            )
+        content = msg.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise deser(f"messages[{i}].content: invalid type: {_kind(content)}, expected a string {end}")
+    model = body["model"]
+    if not isinstance(model, str):
+        raise deser(f"model: invalid type: {_kind(model)}, expected a string {end}")
+    thinking = body.get("thinking")
+    if thinking is not None:
+        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled"):
+            value = thinking.get("type") if isinstance(thinking, dict) else thinking
+            raise deser(f"thinking.type: unknown variant `{value}`, expected `enabled` or `disabled` {end}")
+    stop = body.get("stop")
+    if stop is not None and not (
+        isinstance(stop, str)
+        or (isinstance(stop, list) and len(stop) <= 16 and all(isinstance(s, str) for s in stop))
+    ):
+        raise deser(f"stop: invalid type: {_kind(stop)}, expected a string or up to 16 strings {end}")
+    return body
+
+
+def _check_prefix(messages: list[dict[str, Any]], beta: bool) -> None:
+    """Chat prefix completion: only on /beta, and only on a last assistant message."""
+    for i, msg in enumerate(messages):
+        if msg.get("prefix") is True:
+            if not beta:
+                raise Reject(
+                    400,
+                    "Invalid Format: `prefix` (chat prefix completion) is only supported on the beta "
+                    "endpoint; use the base URL https://api.deepseek.com/beta",
+                )
+            if i != len(messages) - 1 or msg["role"] != "assistant":
+                raise Reject(
+                    400,
+                    "Invalid Format: only the last message may be an assistant message with `prefix: true`",
+                )
+
+
+def _check_reasoner_turns(messages: list[dict[str, Any]]) -> None:
+    """deepseek-reasoner's rules on turns: a user message first, then user and assistant in turn."""
+    chat = [m for m in messages if m["role"] != "system"]
+    if chat and chat[0]["role"] != "user":
+        raise Reject(
+            400,
+            "The first message (except the system message) of deepseek-reasoner must be a user message, "
+            "but an assistant message detected.",
+        )
+    for a, b in zip(chat, chat[1:], strict=False):
+        if a["role"] == b["role"] and a["role"] in ("user", "assistant"):
+            raise Reject(
+                400,
+                "deepseek-reasoner does not support successive user or assistant messages. You should "
+                "interleave the user/assistant messages in the message sequence.",
+            )
