@@ -145,7 +145,7 @@ class CachedAnswer:
         return cls(
             text=str(data.get("text") or ""),
             reasoning=str(data.get("reasoning") or ""),
-            tool_calls=list(data.get("tool_calls") or []),
+            tool_calls=[c for c in data.get("tool_calls") or [] if isinstance(c, dict)],
             usage=Usage(**{k: int(v) for k, v in usage.items()}) if isinstance(usage, dict) else None,
             finish_reason=data.get("finish_reason"),
             model=model,
@@ -368,13 +368,15 @@ async def replay(writer: ResponseWriter, answer: CachedAnswer) -> None:
         writer.push(AnswerDelta(piece))
         await asyncio.sleep(_REPLAY_DELAY)
     calls = []
-    for i, call in enumerate(answer.tool_calls):
-        fn = call.get("function") or {}
+    for i, call in enumerate(answer.tool_calls):  # a hand-edited file may hold anything: text only
+        fn = call.get("function")
+        fn = fn if isinstance(fn, dict) else {}
+        index = call.get("index", i)
         calls.append(
             ToolCallDelta(
-                index=int(call.get("index", i)),
-                id=call.get("id") or None,
-                name=fn.get("name") or None,
+                index=index if type(index) is int else i,
+                id=str(call.get("id") or "") or None,
+                name=str(fn.get("name") or "") or None,
                 arguments=str(fn.get("arguments") or ""),
             )
         )

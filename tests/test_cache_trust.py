@@ -138,3 +138,21 @@ def test_a_request_with_a_refused_cache_is_sent_without_it(srv, tmp_path, caplog
     assert list(folder.iterdir()) == []  # nothing read, nothing written
     warned = [r.getMessage() for r in caplog.records]
     assert any("written by other users" in m and "without the cache" in m for m in warned), warned
+
+
+def test_a_hand_edited_entry_with_odd_tool_calls_still_replays(srv, tmp_path):
+    import sqlite3
+
+    cache = ResponseCache(tmp_path / "responses.sqlite3")
+    client = Client(api_key=KEY, base_url=srv.url, cache=cache, retry=RetryPolicy(max_retries=0))
+    srv.enqueue(Script(text="stored", reasoning=""))
+    assert client.chat("q").text == "stored"
+    cache.close()
+    with sqlite3.connect(cache.path) as db:  # the user's own file, edited by hand
+        value = (
+            '{"text":"stored","tool_calls":["x",{"index":"7","id":5,"function":{"name":[1],"arguments":2}}]}'
+        )
+        db.execute("UPDATE responses SET value = ?", (value,))
+    again = client.chat("q")
+    assert again.join(15) and again.status == "ok" and again.cached and again.text == "stored"
+    assert [c.name for c in again.tool_calls] == ["[1]"]

@@ -276,3 +276,48 @@ def test_a_429_asking_for_longer_than_we_wait_says_how_long(srv):
     msg = one_line(resp.error)
     assert "3600 s" in msg and "120 s" in msg and "max_retry_after" in msg
     assert resp.error.retry_after == 3600
+
+
+def test_a_proxy_that_refuses_says_which_variables_to_check():
+    async def refuse(req: RawRequest) -> AsyncIterator[bytes]:
+        assert req.method == "CONNECT"
+        yield b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+
+    with RawServer(refuse) as proxy:
+        http = httpx.AsyncClient(proxy=proxy.url)
+        client = Client(
+            api_key=KEY,
+            base_url="https://api.example.invalid",
+            http_client=http,
+            retry=RetryPolicy(max_retries=0),
+        )
+        resp = ended(client.chat("q"))
+        assert resp.status == "error" and len(proxy.requests) == 1
+        msg = one_line(resp.error)
+        assert "proxy" in msg and "HTTPS_PROXY" in msg
+
+
+@pytest.mark.parametrize(
+    "exc, words",
+    [
+        (httpx.DecodingError("incorrect header check"), ["Content-Encoding", "proxy"]),
+        (httpx.TooManyRedirects("Exceeded maximum allowed redirects."), ["redirect", "never followed"]),
+        (httpx.UnsupportedProtocol("Request URL has an unsupported protocol 'ftp://'"), ["http://"]),
+        (httpx.ProxyError("407 Proxy Authentication Required"), ["HTTPS_PROXY"]),
+        (
+            httpx.ConnectError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"),
+            ["TLS", "SSL_CERT_FILE"],
+        ),
+        (httpx.LocalProtocolError("Illegal header value"), ["could not be sent"]),
+        (httpx.ReadError("connection reset"), ["ReadError", "DEEPSEEK_BASE_URL"]),
+        (httpx.PoolTimeout("pool"), ["could not connect"]),
+    ],
+)
+def test_each_known_httpx_failure_has_a_cause_and_a_fix(exc, words):
+    from ds_magic.transport import error_from_exception
+
+    err = error_from_exception(exc, "https://api.deepseek.com/chat/completions")
+    msg = one_line(err)
+    assert err.hint and " — " in msg
+    for w in words:
+        assert w in msg, msg
