@@ -84,6 +84,8 @@ class RawServer:
         self.active += 1
         try:
             await self._answer(reader, writer)
+        except asyncio.CancelledError:
+            writer.close()  # stop() ends a reply still waiting: quietly (asyncio.streams would log it)
         finally:
             self.active -= 1
 
