@@ -11,9 +11,11 @@ full list the request sends) and every parameter that changes the answer. Never 
 headers, and not ``stream``/``stream_options``/``user_id``, which change how the answer is
 delivered or billed, not what it says. Only answers that ended ``ok`` are stored.
 
-The file is SQLite in WAL mode with a busy timeout, so two kernels can share it; it is created
-with mode 0600 (answers can be private). Entries are evicted least recently used first once the
-stored answers pass ``max_bytes``.
+The file is SQLite in WAL mode with a busy timeout, so two kernels can share it; its folder is
+created 0700 and the file 0600 (answers can be private), and a folder or file another user could
+read or write, or a symlink, is refused (private_file.py). Entries are evicted least recently used
+first once the stored answers pass ``max_bytes``. Any failure of the file (refused, damaged,
+locked) is a one-line :class:`CacheError`; a request whose cache fails is sent without it.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import CacheError
+from .private_file import ensure_private
 from .response import Response, ResponseWriter
 from .types import AnswerDelta, ReasoningDelta, ToolCallDelta, Usage, UsageEvent
 
@@ -140,38 +145,12 @@ class CachedAnswer:
         return cls(
             text=str(data.get("text") or ""),
             reasoning=str(data.get("reasoning") or ""),
-            tool_calls=list(data.get("tool_calls") or []),
+            tool_calls=[c for c in data.get("tool_calls") or [] if isinstance(c, dict)],
             usage=Usage(**{k: int(v) for k, v in usage.items()}) if isinstance(usage, dict) else None,
             finish_reason=data.get("finish_reason"),
             model=model,
             created=created,
         )
-
-
-_create_lock = threading.Lock()
-
-
-def _create_private(path: Path) -> None:
-    """Create the directory (0700) and the file (0600) before SQLite opens it.
-
-    SQLite gives the -wal and -shm files the mode of the database file, so they are private too.
-    An existing file is never opened here: closing any descriptor of a file drops every POSIX lock
-    this process holds on it, including those of SQLite connections in other threads, and two
-    writers then corrupt the database (sqlite.org/howtocorrupt.html §2.2). The lock keeps another
-    thread from connecting between our create and our close.
-    """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with _create_lock:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            try:
-                if os.stat(path).st_mode & 0o077:
-                    os.chmod(path, 0o600)  # an older, looser file of ours: tighten it (by path, no fd)
-            except OSError:
-                pass  # not our file: leave its mode to its owner
-        else:
-            os.close(fd)
 
 
 class ResponseCache:
@@ -195,10 +174,19 @@ class ResponseCache:
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.path)!r}, max_bytes={self.max_bytes})"
 
+    @contextmanager
+    def _using(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock; any SQLite failure becomes one line (CacheError)."""
+        with self._lock:
+            try:
+                yield self._conn()
+            except sqlite3.Error as exc:
+                raise _db_error(exc, self.path) from None
+
     def _conn(self) -> sqlite3.Connection:
         # Called with self._lock held.
         if self._db is None:
-            _create_private(self.path)
+            ensure_private(self.path)
             db = sqlite3.connect(
                 self.path,
                 timeout=_BUSY_TIMEOUT_MS / 1000,
@@ -219,8 +207,7 @@ class ResponseCache:
     # ----------------------------------------------------------------- lookups
     def get(self, key: str) -> CachedAnswer | None:
         """The stored answer for ``key`` (and mark it used), or None."""
-        with self._lock:
-            db = self._conn()
+        with self._using() as db:
             row = db.execute("SELECT value, model, created FROM responses WHERE key = ?", (key,)).fetchone()
             if row is None:
                 self.misses += 1
@@ -231,7 +218,7 @@ class ResponseCache:
             self.hits += 1
         try:
             return CachedAnswer.from_row(row[0], row[1], row[2])
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):
             _log.warning("ds_magic: unreadable cache entry %s… ignored", key[:12])
             return None
 
@@ -243,10 +230,9 @@ class ResponseCache:
             answer = CachedAnswer.from_response(answer)
         value = answer.to_json()
         size = len(value.encode("utf-8")) + len(key) + len(answer.model) + 32
-        with self._lock:
-            if size > self.max_bytes:
-                return False
-            db = self._conn()
+        if size > self.max_bytes:
+            return False
+        with self._using() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.execute(
@@ -276,8 +262,7 @@ class ResponseCache:
     # ----------------------------------------------------------------- housekeeping
     def stats(self) -> dict[str, Any]:
         """``entries`` and ``bytes`` stored (all processes), ``hits`` and ``misses`` (this object)."""
-        with self._lock:
-            db = self._conn()
+        with self._using() as db:
             entries, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM responses").fetchone()
         return {
             "entries": int(entries),
@@ -290,8 +275,7 @@ class ResponseCache:
 
     def clear(self) -> None:
         """Remove every entry and give the space back."""
-        with self._lock:
-            db = self._conn()
+        with self._using() as db:
             db.execute("DELETE FROM responses")
             db.execute("VACUUM")
             self.hits = self.misses = 0
@@ -307,6 +291,20 @@ class ResponseCache:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _db_error(exc: sqlite3.Error, path: Path) -> CacheError:
+    if isinstance(exc, sqlite3.OperationalError):  # locked, read-only, disk I/O, out of space
+        return CacheError(
+            f"The response cache file {path} could not be used ({exc})",
+            "check the disk and that no other program holds the file, then try again",
+            str(path),
+        )
+    return CacheError(
+        f"The response cache file {path} is damaged or not a cache ({exc})",
+        "delete it: a new one is made with the next answer",
+        str(path),
+    )
 
 
 _defaults: dict[Path, ResponseCache] = {}
@@ -339,8 +337,8 @@ async def lookup(cache: ResponseCache, key: str) -> CachedAnswer | None:
     """The stored answer, read off the engine loop; a cache that cannot be read is a miss."""
     try:
         return await asyncio.to_thread(cache.get, key)
-    except (sqlite3.Error, OSError) as exc:
-        _log.warning("ds_magic: response cache unavailable (%s); sending the request", exc)
+    except (CacheError, OSError) as exc:
+        _log.warning("ds_magic: %s; the request is sent without the cache", exc)
         return None
 
 
@@ -349,8 +347,8 @@ async def store(cache: ResponseCache, key: str, resp: Response, finish_reason: s
     answer = replace(CachedAnswer.from_response(resp), finish_reason=finish_reason)
     try:
         await asyncio.to_thread(cache.put, key, answer)
-    except (sqlite3.Error, OSError) as exc:
-        _log.warning("ds_magic: could not store the answer in the response cache (%s)", exc)
+    except (CacheError, OSError) as exc:
+        _log.warning("ds_magic: %s; the answer was not stored", exc)
 
 
 def _pieces(text: str) -> list[str]:
@@ -370,13 +368,15 @@ async def replay(writer: ResponseWriter, answer: CachedAnswer) -> None:
         writer.push(AnswerDelta(piece))
         await asyncio.sleep(_REPLAY_DELAY)
     calls = []
-    for i, call in enumerate(answer.tool_calls):
-        fn = call.get("function") or {}
+    for i, call in enumerate(answer.tool_calls):  # a hand-edited file may hold anything: text only
+        fn = call.get("function")
+        fn = fn if isinstance(fn, dict) else {}
+        index = call.get("index", i)
         calls.append(
             ToolCallDelta(
-                index=int(call.get("index", i)),
-                id=call.get("id") or None,
-                name=fn.get("name") or None,
+                index=index if type(index) is int else i,
+                id=str(call.get("id") or "") or None,
+                name=str(fn.get("name") or "") or None,
                 arguments=str(fn.get("arguments") or ""),
             )
         )

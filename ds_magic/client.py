@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import threading
@@ -14,13 +15,14 @@ import httpx
 
 from .deadlines import Timeout
 from .engine import get_engine
-from .errors import MissingAPIKeyError, SecretInPromptError
+from .errors import MissingAPIKeyError, SecretInPromptError, scrubbing
 from .guard import Finding, check_messages, mask_key
 from .request import plan_request
 from .response import Response, ResponseWriter
 from .retry import RetryPolicy
 from .runner import RequestSpec, finish_in_turn, run_request
-from .transport import body_preview, error_from_response, error_from_transport
+from .sse import DEFAULT_MAX_EVENT_BYTES
+from .transport import error_from_response, error_from_transport, read_limited
 
 if TYPE_CHECKING:
     from .cache import ResponseCache
@@ -31,6 +33,8 @@ __all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_MODEL"]
 
 DEFAULT_BASE_URL = "https://api.deepseek.com"
 DEFAULT_MODEL = "deepseek-flash"
+# The largest answer of a small JSON endpoint (/models, /user/balance) we read.
+_MAX_JSON_BODY = 1024 * 1024
 
 
 def _track(writer: ResponseWriter) -> None:
@@ -45,6 +49,19 @@ def _resolve_cache(cache: ResponseCache | bool | None) -> ResponseCache | None:
     from .cache import resolve
 
     return resolve(cache)
+
+
+def _check_base_url(base: str) -> None:
+    """A base URL httpx would only reject at the first request (a bad port, no host) fails now."""
+    if not base.startswith(("http://", "https://")):
+        raise ValueError(f"base_url must start with http:// or https://, got {base!r}")
+    try:
+        url = httpx.URL(base)
+        ok = bool(url.host) and (url.port is None or 0 < url.port < 65536)
+    except (httpx.InvalidURL, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"base_url is not a usable http(s) address (host and port), got {base!r}")
 
 
 # One asyncio lock per conversation, taken on the engine loop: its turns run one after another, in
@@ -67,6 +84,11 @@ class Client:
     >>> client = Client()                     # key from DEEPSEEK_API_KEY
     >>> for event in client.chat("Hi"): ...   # stream
     >>> client.chat("Hi").text                # or wait for the answer
+
+    ``max_event_bytes`` caps one line or event of a stream (default 16 MiB, far above any real
+    DeepSeek event): a server that sends more ends the answer with :class:`EventTooLargeError`, the
+    partial answer kept, instead of filling memory. Redirects are never followed, whatever
+    ``http_client`` does: a 3xx is a :class:`RedirectError` naming where it pointed.
     """
 
     def __init__(
@@ -82,6 +104,7 @@ class Client:
         cache: ResponseCache | bool | None = None,
         resume: int = 2,
         redact: RedactRules | Sequence[str | re.Pattern[str]] | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DEEPSEEK_API_KEY", "")
         key = key.strip()
@@ -93,9 +116,17 @@ class Client:
             )
         self._api_key = key
         base = base_url or os.environ.get("DEEPSEEK_BASE_URL") or DEFAULT_BASE_URL
-        if not base.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base!r}")
+        _check_base_url(base)
         self.base_url = base.rstrip("/")
+        if (
+            isinstance(max_event_bytes, bool)
+            or not isinstance(max_event_bytes, int)
+            or max_event_bytes < 1024
+        ):
+            raise ValueError(
+                f"max_event_bytes must be a whole number of bytes ≥ 1024, got {max_event_bytes!r}"
+            )
+        self.max_event_bytes = max_event_bytes
         self.timeout = Timeout.coerce(timeout)
         self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         self.model = model
@@ -188,6 +219,8 @@ class Client:
             resume_url=self._url("/chat/completions", beta=True),
             cache=self.cache if cache is None else _resolve_cache(cache),
             cache_scope=scope,
+            secret=self._api_key,
+            max_event_bytes=self.max_event_bytes,
         )
         engine = get_engine()
         http = self._http if self._http is not None else engine.http
@@ -239,27 +272,36 @@ class Client:
 
     # ----------------------------------------------------------------- small JSON endpoints
     def _get_json(self, path: str) -> Any:
+        url = self._url(path)
+
         async def get() -> Any:
+            with scrubbing(self._api_key):  # every error made here is scrubbed of the key
+                return await fetch()
+
+        async def fetch() -> Any:
             engine = get_engine()
             http = self._http if self._http is not None else engine.http
             t = self.timeout
+            request = http.build_request(
+                "GET",
+                url,
+                headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
+                timeout=httpx.Timeout(connect=t.connect, read=t.first_token, write=t.connect, pool=t.connect),
+            )
             try:
-                r = await http.get(
-                    self._url(path),
-                    headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
-                    timeout=httpx.Timeout(
-                        connect=t.connect, read=t.first_token, write=t.connect, pool=t.connect
-                    ),
-                )
-            except httpx.TransportError as exc:
-                raise error_from_transport(exc, self._url(path), t.connect) from None
+                r = await http.send(request, stream=True, follow_redirects=False)  # never redirected
+            except httpx.RequestError as exc:
+                raise error_from_transport(exc, url, t.connect) from None
+            try:
+                content = await read_limited(r, _MAX_JSON_BODY)
+            finally:
+                await r.aclose()
             if r.status_code != 200:
-                raise error_from_response(r.status_code, r.content, r.headers)
+                raise error_from_response(r.status_code, content, r.headers, url=url)
             try:
-                return r.json()
-            except ValueError:
-                msg, _ = body_preview(r.content, r.headers.get("content-type", ""))
-                raise error_from_response(502, r.content, r.headers) from ValueError(msg)
+                return json.loads(content)
+            except (ValueError, RecursionError):
+                raise error_from_response(502, content, r.headers, url=url) from None
 
         return get_engine().run(get())
 

@@ -68,10 +68,12 @@ class Engine:
         """The shared pooled client; only to be used on the engine loop."""
         if self._http is None:
             # Timeouts are set per request (Client); connection reuse across requests is the point.
+            # Redirects are never followed (each request also says so, for a user's own client):
+            # the prompt, the history and the key must not go to another host (issue 14).
             self._http = httpx.AsyncClient(
                 timeout=httpx.Timeout(None),
                 limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-                follow_redirects=True,
+                follow_redirects=False,
             )
         return self._http
 

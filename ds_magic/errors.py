@@ -5,6 +5,7 @@
     DeepSeekError
      ├─ MissingAPIKeyError              no key configured; says how to set one
      ├─ APIStatusError (status_code, body)   an HTTP error answer from the API
+     │   ├─ RedirectError (location)     3xx: never followed, nothing is sent to the other host
      │   ├─ BadRequestError              400, 422
      │   ├─ AuthenticationError          401
      │   ├─ InsufficientBalanceError     402
@@ -13,17 +14,26 @@
      ├─ APITimeoutError (kind, partial)  connect / first-token / idle / total deadline
      ├─ APIConnectionError               could not reach the server, or it hung up before answering
      ├─ StreamInterruptedError (partial) the stream broke after it had started
-     ├─ StreamDecodeError (raw)          a data event that is not the JSON we expect
-     └─ StreamError (partial)            an error object sent inside a 200 stream
+     ├─ StreamDecodeError (raw, partial) a data event that is not the JSON we expect
+     │   └─ EventTooLargeError (limit)   one line or event over max_event_bytes
+     ├─ StreamError (partial)            an error object sent inside a 200 stream
+     ├─ SecretInPromptError (findings)   the prompt looks like it holds a secret: not sent
+     └─ CacheError (path)                the response cache folder or file is not safe or not usable
 
 Every message is one line that says what to do next. The API key never appears in any of
-them: :func:`redact` scrubs anything that looks like a key from text taken from servers.
+them, nor in any attribute that holds server text or a server body: :func:`redact` scrubs the
+configured key itself, whatever its shape, and then anything that looks like a key. The runner and
+the client run each request inside :func:`scrubbing` (its key), so every error made for that
+request is scrubbed as it is made, the exact key before the patterns (a pattern that matched first
+would leave part of an odd-shaped key behind).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 __all__ = [
@@ -41,7 +51,13 @@ __all__ = [
     "StreamDecodeError",
     "StreamError",
     "SecretInPromptError",
+    "RedirectError",
+    "EventTooLargeError",
+    "CacheError",
+    "MIN_SECRET_CHARS",
     "redact",
+    "redact_json",
+    "scrubbing",
     "with_partial",
 ]
 
@@ -49,12 +65,62 @@ __all__ = [
 _KEY_RE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.]{8,})")
 
 
+# A configured key shorter than this is not a real key; replacing it everywhere would garble
+# every message ("x" in "Unexpected") while hiding nothing.
+MIN_SECRET_CHARS = 8
+
+
+# The exact secrets of the request being run (the configured key): per thread and per asyncio
+# task, so each request scrubs its own key and no other request sees it.
+_secrets: ContextVar[tuple[str, ...]] = ContextVar("ds_magic_secrets", default=())
+
+
+@contextmanager
+def scrubbing(*secrets: str | None) -> Iterator[None]:
+    """Inside this block (this thread, or this asyncio task), :func:`redact`, and so every error
+    made, also removes these exact values: the configured API key, whatever its shape."""
+    token = _secrets.set(tuple(s for s in secrets if s and len(s) >= MIN_SECRET_CHARS))
+    try:
+        yield
+    finally:
+        _secrets.reset(token)
+
+
 def redact(text: str, *secrets: str | None) -> str:
-    """Remove API keys from ``text``: the given secrets and anything shaped like a key."""
-    for s in secrets:
-        if s:
+    """Remove API keys from ``text``: the given secrets and those of :func:`scrubbing` first, then
+    anything shaped like a key."""
+    for s in (*secrets, *_secrets.get()):
+        if s and len(s) >= MIN_SECRET_CHARS:
             text = text.replace(s, "****")
     return _KEY_RE.sub("****", text)
+
+
+def redact_json(value: Any, *secrets: str | None) -> Any:
+    """:func:`redact` on every string (keys included) of a parsed JSON value, in place where it can.
+
+    Iterative, so that a body nested as deep as the JSON decoder allows cannot raise RecursionError.
+    """
+    if isinstance(value, str):
+        return redact(value, *secrets)
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            for i, v in enumerate(node):
+                if isinstance(v, str):
+                    node[i] = redact(v, *secrets)
+                elif isinstance(v, (list, dict)):
+                    stack.append(v)
+        elif isinstance(node, dict):
+            items = list(node.items())
+            node.clear()
+            for k, v in items:
+                if isinstance(v, str):
+                    v = redact(v, *secrets)
+                elif isinstance(v, (list, dict)):
+                    stack.append(v)
+                node[redact(k, *secrets) if isinstance(k, str) else k] = v
+    return value
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -101,10 +167,26 @@ class APIStatusError(DeepSeekError):
         self, status_code: int, server_message: str, body: Any = None, hint: str | None = None
     ) -> None:
         self.status_code = status_code
-        self.body = body
+        self.body = redact_json(body)
         self.server_message = _one_line(redact(server_message), 200)
         text = f"{status_code}: {self.server_message}" if self.server_message else f"HTTP {status_code}"
         super().__init__(text, hint or type(self).hint)
+
+
+class RedirectError(APIStatusError):
+    """A 3xx answer. Redirects are never followed: the request (prompt, history, key) would go to
+    another host, and a 302 would turn it into a GET. ``location`` is the host it pointed at."""
+
+    hint = "set DEEPSEEK_BASE_URL (or Client(base_url=...)) to the address that answers directly"
+
+    def __init__(self, status_code: int, location: str | None, body: Any = None) -> None:
+        self.location = location
+        where = location or "another address (no Location given)"
+        super().__init__(
+            status_code,
+            f"the server redirected the request to {where}; redirects are never followed, so nothing was sent there",
+            body,
+        )
 
 
 class BadRequestError(APIStatusError):
@@ -123,10 +205,15 @@ class RateLimitError(APIStatusError):
     hint = "too many concurrent requests; wait a little or lower the concurrency"
 
     def __init__(
-        self, status_code: int, server_message: str, body: Any = None, retry_after: float | None = None
+        self,
+        status_code: int,
+        server_message: str,
+        body: Any = None,
+        retry_after: float | None = None,
+        hint: str | None = None,
     ) -> None:
         self.retry_after = retry_after
-        super().__init__(status_code, server_message, body)
+        super().__init__(status_code, server_message, body, hint)
 
 
 class ServerError(APIStatusError):
@@ -164,10 +251,11 @@ class APITimeoutError(DeepSeekError, _PartialMixin):
 
 
 class APIConnectionError(DeepSeekError):
-    def __init__(self, detail: str, url: str = "") -> None:
+    def __init__(self, detail: str, url: str = "", hint: str | None = None) -> None:
         where = f" to {url}" if url else ""
         super().__init__(
-            f"Could not connect{where}: {detail}", "check the network and DEEPSEEK_BASE_URL, then try again"
+            f"Could not connect{where}: {detail}",
+            hint or "check the network and DEEPSEEK_BASE_URL, then try again",
         )
 
 
@@ -182,15 +270,41 @@ class StreamInterruptedError(DeepSeekError, _PartialMixin):
         super().__init__(f"The answer was interrupted: {detail}{kept}", "send it again to retry")
 
 
-class StreamDecodeError(DeepSeekError):
-    """A data event that could not be decoded as a DeepSeek chunk."""
+class StreamDecodeError(DeepSeekError, _PartialMixin):
+    """A data event that could not be decoded as a DeepSeek chunk; what had arrived is in
+    ``partial``. ``summary`` replaces the default "not valid JSON" for other decoding failures."""
 
-    def __init__(self, detail: str, raw: str) -> None:
-        self.raw = raw
-        preview = raw[:80] + ("…" if len(raw) > 80 else "")
+    summary = "DeepSeek sent data that is not valid JSON"
+
+    def __init__(
+        self, detail: str, raw: str = "", *, summary: str | None = None, hint: str | None = None
+    ) -> None:
+        self.raw = redact(raw)
+        self.detail = detail
+        self.partial = self.partial_reasoning = ""
+        preview = f": {self.raw[:80] + ('…' if len(self.raw) > 80 else '')!r}" if raw else ""
         super().__init__(
-            f"DeepSeek sent data that is not valid JSON ({detail}): {preview!r}",
-            "check the API status and try again",
+            f"{summary or self.summary} ({detail}){preview}", hint or "check the API status and try again"
+        )
+
+
+def _size(n: int) -> str:
+    for unit, name in ((1 << 20, "MiB"), (1 << 10, "KiB")):
+        if n >= unit and n % unit == 0:
+            return f"{n // unit} {name}"
+    return f"{n:,} bytes"
+
+
+class EventTooLargeError(StreamDecodeError):
+    """One SSE line or event grew past ``max_event_bytes`` (an endless line, a hostile server)."""
+
+    def __init__(self, limit: int, raw: str = "") -> None:
+        self.limit = limit
+        super().__init__(
+            "max_event_bytes",
+            raw,
+            summary=f"DeepSeek sent an event larger than the {_size(limit)} limit",
+            hint="the server or a proxy is misbehaving; if such events are expected, raise Client(max_event_bytes=...)",
         )
 
 
@@ -200,7 +314,7 @@ class StreamError(DeepSeekError, _PartialMixin):
     def __init__(
         self, server_message: str, body: Any = None, partial: str = "", partial_reasoning: str = ""
     ) -> None:
-        self.body = body
+        self.body = redact_json(body)
         self.partial = partial
         self.partial_reasoning = partial_reasoning
         super().__init__(
@@ -231,3 +345,12 @@ class SecretInPromptError(DeepSeekError):
             f"Not sent: the prompt contains what looks like {first}{more}",
             "remove it, or pass allow_secrets=True if you really mean to send it",
         )
+
+
+class CacheError(DeepSeekError):
+    """The response cache cannot be used safely or at all: a folder or file another user could
+    read or write, a symlink, a damaged file. ``path`` is the folder or file concerned."""
+
+    def __init__(self, message: str, hint: str, path: str) -> None:
+        self.path = path
+        super().__init__(message, hint)

@@ -20,14 +20,8 @@ from typing import TYPE_CHECKING, Any
 from .errors import DeepSeekError
 from .parts import AnswerParts
 from .pump import Fanout, Mailbox, Reader
-from .types import (
-    Event,
-    Finish,
-    Status,
-    Timing,
-    ToolCall,
-    Usage,
-)
+from .text import clean_events
+from .types import Event, Finish, Status, Timing, ToolCall, Usage
 from .waitable import Completion
 
 if TYPE_CHECKING:
@@ -146,8 +140,8 @@ class Response:
                 return
             self.cancel_requested = True
             future = self._future
-        if future is not None:
-            future.cancel()
+        if future is not None and not future.cancel() and future.done():
+            self._finish("cancelled")  # its task has already ended: nothing else would end it
 
     def add_listener(self, fn: Callable[[Event], None]) -> None:
         """Call ``fn(event)`` for each event from now on, in order, on the ``ds-listeners`` thread.
@@ -348,8 +342,12 @@ class ResponseWriter:
         end = if_never_started or (lambda: self.finish("cancelled"))
 
         def ended(f: concurrent.futures.Future[Any]) -> None:
-            if f.cancelled() and resp.status == "pending":
-                end()
+            if f.cancelled():
+                if resp.status == "pending":
+                    end()
+            elif not resp._ended:  # the task ended without ending it (a bug): nobody may wait forever
+                exc = f.exception()
+                self.finish("error", DeepSeekError(f"Unexpected error: {type(exc).__name__}: {exc}"))
 
         future.add_done_callback(ended)
         if cancel_now:
@@ -380,7 +378,9 @@ class ResponseWriter:
         self.push_many((ev,))
 
     def push_many(self, events: Sequence[Event]) -> None:
+        """Record events; lone surrogates become U+FFFD here, once for every reader (text.py)."""
         resp = self.response
+        events = clean_events(events)
         if resp.masker is not None:
             events = resp.masker.feed(events)
             if not events:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .conversation import estimate_tokens
+from .text import clean_text
 from .types import AnswerDelta, Event, ReasoningDelta, Usage, UsageEvent
 
 __all__ = ["Received", "Stitch", "add_usage", "dropped_usage", "resume_body", "why_no_resume"]
@@ -153,9 +154,11 @@ def resume_body(body: dict[str, Any], answer: str, reasoning: str) -> dict[str, 
     deepseek-api.md §4.3: the same history plus a last ``{"role": "assistant", "content": <partial>,
     "prefix": true}``; a drop during the reasoning passes the partial ``reasoning_content`` too. A
     request that already ended in a prefix message (the user's own prefix completion) gets the
-    partial answer appended to that prefix.
+    partial answer appended to that prefix. The partial text goes out cleaned as the Response shows
+    it (text.py): a lone surrogate the server sent could not be encoded as UTF-8.
     """
     messages = [dict(m) for m in body.get("messages", ())]
+    answer, reasoning = clean_text(answer), clean_text(reasoning)
     content = answer
     if messages and messages[-1].get("role") == "assistant" and messages[-1].get("prefix") is True:
         content = str(messages.pop().get("content") or "") + answer

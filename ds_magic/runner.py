@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -22,14 +22,22 @@ from .errors import (
     APIStatusError,
     APITimeoutError,
     DeepSeekError,
-    StreamDecodeError,
     StreamInterruptedError,
+    scrubbing,
     with_partial,
 )
 from .response import ResponseWriter
 from .resume import Received, Stitch, add_usage, dropped_usage, resume_body, why_no_resume
-from .retry import RetryPolicy, is_retryable_status
-from .transport import error_from_response, error_from_transport, transport_detail
+from .retry import RetryPolicy
+from .sse import DEFAULT_MAX_EVENT_BYTES
+from .transport import (
+    check_event_stream,
+    decoding_error,
+    error_from_exception,
+    error_from_transport,
+    status_error,
+    transport_detail,
+)
 from .types import StatusEvent
 
 if TYPE_CHECKING:
@@ -37,7 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RequestSpec", "finish_in_turn", "run_request"]
 
-_MAX_ERROR_BODY = 64 * 1024
 # Seconds to wait for [DONE] (and an OpenAI-style trailing usage chunk) after the finish chunk.
 _AFTER_FINISH = 2.0
 
@@ -45,7 +52,7 @@ _AFTER_FINISH = 2.0
 @dataclass
 class RequestSpec:
     url: str
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)  # holds the key: never in a repr or a traceback
     body: dict[str, Any]
     timeout: Timeout
     retry: RetryPolicy
@@ -60,14 +67,24 @@ class RequestSpec:
     # The response cache, and what besides the body decides the answer (cache.request_key).
     cache: ResponseCache | None = None
     cache_scope: tuple[str, ...] = ()
+    # The configured API key, scrubbed from every error whatever its shape (errors.py, issue 14).
+    secret: str = field(default="", repr=False)
+    # The largest SSE line or event accepted (sse.py); beyond it the stream ends with an error.
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
 
 
 async def run_request(writer: ResponseWriter, http: httpx.AsyncClient, spec: RequestSpec) -> None:
     """Run ``spec`` and record everything through ``writer``; never raises (except engine shutdown).
 
     History, records and the cache are written before the response reports done: a cache hit is
-    replayed, and an ``ok`` answer is stored, before ``finish``.
+    replayed, and an ``ok`` answer is stored, before ``finish``. Every error made on the way has
+    the configured key scrubbed as it is made, whatever a server echoed (errors.scrubbing).
     """
+    with scrubbing(spec.secret):  # this task's own context: no other request sees the key
+        await _run(writer, http, spec)
+
+
+async def _run(writer: ResponseWriter, http: httpx.AsyncClient, spec: RequestSpec) -> None:
     resp = writer.response
     task = asyncio.current_task()
     assert task is not None
@@ -114,12 +131,8 @@ async def run_request(writer: ResponseWriter, http: httpx.AsyncClient, spec: Req
             if not resp.cancel_requested:
                 raise  # not ours (engine shutdown): let it propagate
             _uncancel(task)
-    except DeepSeekError as exc:
-        exc = with_partial(exc, resp.text_so_far, resp.reasoning)
-        started = bool(resp.text_so_far or resp.reasoning or resp.tool_calls)
-        writer.finish("interrupted" if started and not isinstance(exc, APIStatusError) else "error", exc)
-    except Exception as exc:  # a bug or an unexpected library error: still end the response
-        writer.finish("error", DeepSeekError(f"Unexpected error: {type(exc).__name__}: {exc}"))
+    except Exception as exc:
+        _fail(writer, error_from_exception(exc, spec.url))
     else:
         writer.finish("ok", finish_reason=finish_reason)
     finally:
@@ -127,6 +140,13 @@ async def run_request(writer: ResponseWriter, http: httpx.AsyncClient, spec: Req
             dog.close()
         if locked and lock is not None:
             lock.release()
+
+
+def _fail(writer: ResponseWriter, exc: DeepSeekError) -> None:
+    resp = writer.response
+    exc = with_partial(exc, resp.text_so_far, resp.reasoning)
+    started = bool(resp.text_so_far or resp.reasoning or resp.tool_calls)
+    writer.finish("interrupted" if started and not isinstance(exc, APIStatusError) else "error", exc)
 
 
 async def _acquire_in_turn(lock: asyncio.Lock, task: asyncio.Task[Any]) -> bool:
@@ -185,28 +205,32 @@ async def _attempts(
         dog.begin_attempt()
         request = http.build_request("POST", url, headers=spec.headers, json=body, timeout=http_timeout)
         try:
-            response = await http.send(request, stream=True)
-        except httpx.TransportError as exc:
+            # Never follow a redirect, whatever the (user's) client does: the prompt, the history
+            # and the key would go to another host, and a 302 would turn into a GET (issue 14).
+            response = await http.send(request, stream=True, follow_redirects=False)
+        except httpx.RequestError as exc:
             err = error_from_transport(exc, url, timeout.connect)
-            if attempt < retry.max_retries:
+            if isinstance(exc, httpx.TransportError) and attempt < retry.max_retries:
                 attempt += 1
                 await _sleep_before_retry(writer, spec, dog, retry.backoff(attempt - 1), _short(err), attempt)
                 continue
             raise err from None
         try:
             if response.status_code != 200:
-                raw = await _read_limited(response)
-                retryable = is_retryable_status(response.status_code)
-                delay = retry.delay(attempt, response.headers) if retryable else None
-                err = error_from_response(response.status_code, raw, response.headers, retry_after=delay)
+                err, delay = await status_error(response, url, retry, attempt)
                 if delay is not None and attempt < retry.max_retries:
                     attempt += 1
                     await response.aclose()
                     await _sleep_before_retry(writer, spec, dog, delay, str(response.status_code), attempt)
                     continue
                 raise err
-            await _check_event_stream(response)
-            done, finish_reason = await _read_stream(writer, response, dog, received, stitch)
+            await check_event_stream(response, url)
+            try:
+                done, finish_reason = await _read_stream(
+                    writer, response, dog, received, stitch, spec.max_event_bytes
+                )
+            except httpx.DecodingError as exc:
+                raise decoding_error(exc, response.headers.get("content-encoding")) from None
             if done:
                 return finish_reason
             # Nothing arrived before the connection broke: still safe to retry.
@@ -221,33 +245,8 @@ async def _attempts(
             await response.aclose()
 
 
-async def _check_event_stream(response: httpx.Response) -> None:
-    """Like httpx-sse's Content-Type check: a 200 that is not an event stream is never decoded."""
-    ctype = response.headers.get("content-type", "")
-    if "text/event-stream" in ctype.split(";")[0].lower():
-        return
-    raw = await _read_limited(response)
-    if ctype.split(";")[0].strip().lower() == "application/json" and b'"error"' in raw[:4096]:
-        raise error_from_response(502, raw, response.headers)
-    raise StreamDecodeError(
-        f"expected an event stream but the server sent {ctype or 'no content type'}",
-        raw[:200].decode("utf-8", "replace"),
-    )
-
-
 def _short(err: DeepSeekError) -> str:
     return type(err).__name__.replace("Error", " error").replace("API", "").strip().lower()
-
-
-async def _read_limited(response: httpx.Response) -> bytes:
-    parts: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        parts.append(chunk)
-        size += len(chunk)
-        if size >= _MAX_ERROR_BODY:
-            break
-    return b"".join(parts)[:_MAX_ERROR_BODY]
 
 
 async def _read_stream(
@@ -256,11 +255,12 @@ async def _read_stream(
     dog: Watchdog,
     received: Received,
     stitch: Stitch | None,
+    max_event_bytes: int,
 ) -> tuple[bool, str | None]:
     """Read the event stream through ``writer``. Returns (True, finish_reason) when it ended
     properly, (False, None) if the connection broke before any byte arrived (retryable); raises on
     any later failure."""
-    parser = ChunkParser()
+    parser = ChunkParser(max_event_bytes)
     got_bytes = False
     queued_said = False
     seen = 0
@@ -302,6 +302,8 @@ async def _read_stream(
                     events = stitch(events)
                 received.note(events)
                 writer.push_many(events)
+            if parser.error is not None:
+                raise parser.error  # after the text that came before it in the same read (chunks.py)
             if finish_deadline is None and parser.finish_reason is not None and not parser.done:
                 finish_deadline = clock() + _AFTER_FINISH
             if parser.done:

@@ -5,6 +5,10 @@ where httpx-sse and the openai SDK do not (§2.1, §3.2): one leading BOM is str
 UTF-8 with U+FFFD for bad sequences, a CR ends its line at once even at the end of a chunk, ``retry``
 must be ASCII digits, blocks without data dispatch nothing, and data pending at EOF is discarded.
 Each input byte is scanned a bounded number of times, so decoding is linear in the input size.
+
+One line, and one event's data, may hold at most ``max_event_bytes`` (default 16 MiB, far above
+DeepSeek's largest real event); beyond that :class:`EventTooLargeError` is raised at once, so a
+server that sends an endless line costs about twice the cap in memory, not what it sends (issue 14).
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SSEDecoder", "ServerSentEvent"]
+from .errors import EventTooLargeError
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "ServerSentEvent"]
+
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -71,10 +79,17 @@ class SSEDecoder:
         "_id",
         "_last_id",
         "_block_retry",
+        "_max",
+        "_size",
+        "error",
         "retry",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        if isinstance(max_event_bytes, bool) or not isinstance(max_event_bytes, int) or max_event_bytes < 1:
+            raise ValueError(f"max_event_bytes must be a whole number of bytes ≥ 1, got {max_event_bytes!r}")
+        self._max = max_event_bytes
+        self._size = 0  # bytes of data lines in the event being built
         # The unterminated tail of the stream: bytes after the last line end. Only appended to, and
         # taken whole once its line ends, so a long line costs O(its length), not O(length²).
         self._buf = bytearray()
@@ -85,6 +100,8 @@ class SSEDecoder:
         self._id: str | None = None  # the last event ID buffer (None: no id field accepted yet)
         self._last_id: str | None = None  # the last event ID string, committed at dispatch
         self._block_retry: int | None = None  # a retry set since the last blank line
+        self.error: EventTooLargeError | None = None
+        """Set once a line or event went over the cap: the decoder has stopped."""
         self.retry: int | None = None
         """The reconnection time in ms: the last valid ``retry`` field seen, or None."""
 
@@ -94,7 +111,24 @@ class SSEDecoder:
         return self._last_id or ""
 
     def decode(self, chunk: bytes) -> list[ServerSentEvent]:
-        """Decode the next piece of the body; return the events completed in it, in order."""
+        """Decode the next piece of the body; return the events completed in it, in order.
+
+        A line or event over ``max_event_bytes`` raises :class:`EventTooLargeError`; events that
+        were completed before it in the same piece are returned first, and the error (also in
+        :attr:`error`) is raised by the next call. The decoder stays stopped after that.
+        """
+        if self.error is not None:
+            raise self.error
+        out: list[ServerSentEvent] = []
+        try:
+            self._decode(chunk, out)
+        except EventTooLargeError as exc:
+            self.error = exc
+            if not out:
+                raise
+        return out
+
+    def _decode(self, chunk: bytes, out: list[ServerSentEvent]) -> None:
         buf = self._buf
         if self._at_start:
             # §9.2.5: streams are decoded with "UTF-8 decode", which strips ONE leading BOM. It may
@@ -104,7 +138,7 @@ class SSEDecoder:
                 buf.clear()
             if len(chunk) < 3 and _BOM.startswith(chunk):
                 buf += chunk
-                return []
+                return
             self._at_start = False
             if chunk.startswith(_BOM):
                 chunk = chunk[3:]
@@ -112,7 +146,7 @@ class SSEDecoder:
             # §9.2.5: CRLF is one line end. The CR has already ended the line (dispatch must not
             # wait on the next read), so an LF that starts this chunk is the rest of it.
             if not chunk:
-                return []
+                return
             self._skip_lf = False
             if chunk[0] == 0x0A:
                 chunk = chunk[1:]
@@ -128,6 +162,7 @@ class SSEDecoder:
             and chunk[-1] == 0x0A
             and not buf
             and not self._data
+            and len(chunk) <= self._max
         ):
             # The usual read of a token stream: one whole event of one "data: " line. The same
             # steps as the loop below, minus the split.
@@ -137,11 +172,14 @@ class SSEDecoder:
             )
             self._type = ""
             self._block_retry = None
-            return [ev]
+            out.append(ev)
+            return
         lines = chunk.split(b"\n")
         if len(lines) == 1:  # no line end yet
             buf += chunk
-            return []
+            if len(buf) > self._max:
+                self._too_large(bytes(buf[:200]))
+            return
         if buf:
             buf += lines[0]
             lines[0] = bytes(buf)
@@ -150,14 +188,19 @@ class SSEDecoder:
         if rest:
             buf += rest
 
-        out: list[ServerSentEvent] = []
         data = self._data
+        cap = self._max
         for line in lines:
             # Lines are decoded one at a time, and only once complete, so a character split across
             # chunks decodes whole; bad bytes become U+FFFD (§9.2.5 "UTF-8 decode").
             if line[:6] == b"data: ":  # nearly every line of a token stream
+                self._size += len(line)
+                if self._size > cap:
+                    self._too_large(line[:200])
                 data.append(line[6:].decode("utf-8", "replace"))
             elif line:
+                if len(line) > cap:
+                    self._too_large(line[:200])
                 self._field(line)
             else:
                 # A blank line: §9.2.6 "dispatch the event". Step 1 commits the ID even if nothing
@@ -174,10 +217,12 @@ class SSEDecoder:
                         )
                     )
                     data = self._data = []
+                self._size = 0
                 # Step 2 (no data: no event) and step 7 both clear the type buffer.
                 self._type = ""
                 self._block_retry = None
-        return out
+        if len(buf) > cap:  # the unterminated last line, checked after the complete ones
+            self._too_large(bytes(buf[:200]))
 
     def flush(self) -> list[ServerSentEvent]:
         """End of stream: always ``[]``, since "any pending data must be discarded" (§9.2.6).
@@ -189,10 +234,15 @@ class SSEDecoder:
         self._at_start = True
         self._skip_lf = False
         self._data = []
+        self._size = 0
         self._type = ""
         self._id = self._last_id
         self._block_retry = None
+        self.error = None
         return []
+
+    def _too_large(self, head: bytes) -> None:
+        raise EventTooLargeError(self._max, head.decode("utf-8", "replace"))
 
     def _field(self, line: bytes) -> None:
         # §9.2.6, on raw bytes: ":" and " " are ASCII and never part of a multi-byte or invalid
@@ -209,6 +259,9 @@ class SSEDecoder:
         # Field names are compared exactly: no case folding, and a BOM after the first is part of
         # the name, so "\ufeffdata" is an unknown field.
         if name == b"data":
+            self._size += len(line)
+            if self._size > self._max:
+                self._too_large(line[:200])
             self._data.append(value.decode("utf-8", "replace"))
         elif name == b"event":
             self._type = value.decode("utf-8", "replace")

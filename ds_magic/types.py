@@ -90,7 +90,11 @@ class Usage:
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> Usage:
         def num(v: Any) -> int:
-            return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0
+            # A count that cannot be read (NaN, infinite, negative, absurd, not a number) is 0:
+            # bad usage must never turn a complete answer into an error (issue 14).
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e15:
+                return 0
+            return int(v)
 
         prompt = num(raw.get("prompt_tokens"))
         details = raw.get("completion_tokens_details") or {}

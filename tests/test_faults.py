@@ -8,7 +8,10 @@ Each row asserts the same four things:
    that can only happen because the client closed the connection).
 
 The offline server's faults are documented in ds_magic/testing/__init__.py; resume after a drop has
-its own module (test_resume.py), the kernel-level row (■ during a retry wait) is at the end.
+its own module (test_resume.py), the kernel-level row (■ during a retry wait) is at the end. The
+hostile rows (issue 14) come from a raw server (tests/hostile.py) for shapes the offline server
+cannot send; the attacks themselves are tested in depth in test_hostile_server.py and
+test_cache_trust.py.
 """
 
 from __future__ import annotations
@@ -18,19 +21,25 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hostile import GOOD, RawServer, Reply, answer, chunk, echo_key, endless_line, redirect, sse, stream_of
 from offline_helpers import KEY, Sleeps, wait_until
 
 from ds_magic import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    AuthenticationError,
     Client,
     DeepSeekError,
+    EventTooLargeError,
     RateLimitError,
+    RedirectError,
+    ResponseCache,
     RetryPolicy,
     ServerError,
     StreamDecodeError,
@@ -152,6 +161,14 @@ ROWS: dict[str, Row] = {
         [Script(text=TEXT, reasoning="", fault="big_event", fault_after=2, fault_size=5_000_000)], "ok"
     ),
     "invalid UTF-8": Row([Script(text=TEXT, reasoning="", fault="invalid_utf8", fault_after=2)], "ok"),
+    "429 asking for longer than we wait": Row(
+        [Script(status=429, headers={"Retry-After": "3600"})] * 2,
+        "error",
+        RateLimitError,
+        "asked to wait 3600 s",
+        requests=1,
+        delays=[],
+    ),
     "a character split across writes": Row(
         [Script(text="naïve café — 中文 🎉 " + TEXT, reasoning="", fault="split_utf8")],
         "ok",
@@ -204,6 +221,87 @@ def test_fault_matrix(srv, name):
         assert sleeps.delays == row.delays
     # 4. the socket is closed: nothing is left streaming on the server
     assert wait_until(lambda: srv.active == 0, 3), f"{name}: the server still has {srv.active} exchange(s)"
+
+
+@dataclass
+class HostileRow:
+    reply: Callable[[str], Reply]  # given the URL of a second server, which must get nothing
+    status: str
+    error: type[DeepSeekError] | None = None
+    match: str | None = None
+    text: str | None = None
+    key: str = KEY
+    client: dict[str, Any] = field(default_factory=dict)
+
+
+ODD_KEY = "not-an-sk-key-0123456789"
+HOSTILE_ROWS: dict[str, HostileRow] = {
+    "non-string content": HostileRow(
+        lambda _: stream_of(sse([GOOD, chunk({"content": 123})], done=False), stall=True),
+        "interrupted",
+        StreamDecodeError,
+        "delta.content is a number",
+        text="kept ",
+    ),
+    "an endless data: line": HostileRow(
+        lambda _: endless_line,
+        "interrupted",
+        EventTooLargeError,
+        "64 KiB limit",
+        text="kept ",
+        client={"max_event_bytes": 64 * 1024},
+    ),
+    "a redirect to another host": HostileRow(
+        lambda elsewhere: redirect(307, elsewhere + "/chat/completions"), "error", RedirectError, "localhost:"
+    ),
+    "an echoed non-sk key": HostileRow(
+        lambda _: echo_key(401), "error", AuthenticationError, r"key \*\*\*\* rejected", key=ODD_KEY
+    ),
+    "lone surrogates": HostileRow(lambda _: stream_of(answer("a\ud800b")), "ok", text="a\ufffdb"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_ROWS))
+def test_hostile_matrix(name):
+    row = HOSTILE_ROWS[name]
+    with RawServer(stream_of(answer("from elsewhere"))) as elsewhere:
+        with RawServer(row.reply(f"http://localhost:{elsewhere.port}")) as server:
+            client = Client(
+                api_key=row.key, base_url=server.url, retry=RetryPolicy(max_retries=0), resume=0, **row.client
+            )
+            resp = client.chat("q")
+            assert resp.join(BOUND), f"{name}: still running after {BOUND} s"  # 3. no hang
+            assert resp.status == row.status, f"{name}: {resp.status} ({resp.error})"  # 1. the outcome
+            if row.error is None:
+                assert resp.error is None
+            else:
+                assert isinstance(resp.error, row.error), f"{name}: {type(resp.error).__name__}: {resp.error}"
+                message = str(resp.error)
+                assert "\n" not in message and row.key not in message + repr(vars(resp.error))
+                assert row.match is None or re.search(row.match, message), message
+            if row.text is not None:  # 2. the partial (or whole) text is kept, and can be saved
+                assert resp.text == row.text and resp.text.encode("utf-8")
+            assert wait_until(lambda: server.active == 0, 3), f"{name}: a socket is still open"  # 4.
+        assert elsewhere.requests == []
+
+
+@pytest.mark.parametrize("plant", ["0777 folder", "symlink"])
+def test_planted_cache_rows(srv, tmp_path, plant):
+    """A cache planted by another user is refused: the answer comes without it, nothing is written."""
+    victim = tmp_path / "victim"
+    victim.write_text("theirs")
+    folder = tmp_path / "ds_magic"
+    folder.mkdir(mode=0o700)
+    if plant == "0777 folder":
+        folder.chmod(0o777)
+    else:
+        (folder / "responses.sqlite3").symlink_to(victim)
+    srv.enqueue(Script(text=TEXT, reasoning=""))
+    client = Client(api_key=KEY, base_url=srv.url, cache=ResponseCache(folder / "responses.sqlite3"))
+    resp = client.chat("q")
+    assert resp.join(BOUND) and resp.status == "ok" and resp.text == TEXT and not resp.cached
+    assert victim.read_text() == "theirs" and victim.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in folder.iterdir()] == ([] if plant == "0777 folder" else ["responses.sqlite3"])
 
 
 def test_big_and_invalid_events_keep_all_the_text(srv):

@@ -320,3 +320,53 @@ def test_linear_time_on_one_huge_event() -> None:
     # Quadratic buffering (buf += line) takes far longer here (sse-and-retries.md §2.1).
     assert elapsed < 2.0
     assert len(evs) == 1 and len(evs[0].data) == size
+
+
+# ---------------------------------------------------------------- the line / event cap (issue 14)
+def test_an_endless_line_is_refused_at_the_cap():
+    from ds_magic.errors import EventTooLargeError
+
+    d = SSEDecoder(max_event_bytes=1024)
+    assert d.decode(b"data: ok\n\n")[0].data == "ok"
+    with pytest.raises(EventTooLargeError, match="1 KiB limit"):
+        for _ in range(100):
+            d.decode(b"x" * 100)
+    with pytest.raises(EventTooLargeError):  # it stays stopped
+        d.decode(b"\n\n")
+    assert d.flush() == [] and d.decode(b"data: again\n\n")[0].data == "again"  # a new stream
+
+
+def test_many_data_lines_count_together_and_what_came_before_is_kept():
+    from ds_magic.errors import EventTooLargeError
+
+    d = SSEDecoder(max_event_bytes=1000)
+    # 20 data lines of 96 bytes make one event of 1.9 KB: refused once their sum passes the cap.
+    got = d.decode(b"data: before\n\n" + (b"data: " + b"y" * 90 + b"\n") * 20)
+    assert [e.data for e in got] == ["before"]  # completed before the overflow: returned first
+    assert isinstance(d.error, EventTooLargeError)
+    with pytest.raises(EventTooLargeError):  # and the error with the next call
+        d.decode(b"\n")
+    # Under the cap, whatever the split, the same events as without one.
+    stream = b"data: " + b"z" * 900 + b"\n\ndata: small\n\n"
+    for parts in two_way(stream):
+        assert datas(parts) == ["z" * 900, "small"]
+
+
+def test_memory_stays_within_about_twice_the_cap():
+    import tracemalloc
+
+    from ds_magic.errors import EventTooLargeError
+
+    cap = 256 * 1024
+    d = SSEDecoder(max_event_bytes=cap)
+    piece = b"a" * 16384
+    tracemalloc.start()
+    try:
+        d.decode(b'data: {"choices":[{"delta":{"content":"')
+        with pytest.raises(EventTooLargeError):
+            for _ in range(10_000):  # 160 MiB if nothing stopped it
+                d.decode(piece)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * cap + 4 * len(piece)
