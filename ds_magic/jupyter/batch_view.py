@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as w
 
 from ..batch_progress import BatchProgress, format_progress
+from .controls import cancel_button
 from .display import show_output, update_output
 
 if TYPE_CHECKING:
@@ -39,13 +40,7 @@ class BatchProgressView:
         total = len(result)
         self.bar = w.IntProgress(value=0, min=0, max=max(total, 1), description="", bar_style="info")
         self.label = w.HTML(value=self._html(f"batch 0/{total} done"))
-        self.cancel_button = w.Button(
-            description="Cancel",
-            icon="stop",
-            button_style="warning",
-            tooltip="Stop the batch; keep what finished",
-        )
-        self.cancel_button.on_click(lambda _b: result.cancel())
+        self.cancel_button = cancel_button("Stop the batch; keep what finished", result.cancel)
         self.box = w.HBox([self.cancel_button, self.bar, self.label])
 
     @staticmethod

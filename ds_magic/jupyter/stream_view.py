@@ -21,6 +21,7 @@ from typing import Any
 import ipywidgets as w
 
 from ..response import Response
+from .controls import cancel_button
 from .display import show_output, update_output
 from .live import LiveUpdate, footer_text, live_line, status_text
 from .render import answer_html, escape_pre
@@ -56,13 +57,7 @@ class StreamView:
         self.reasoning_box.set_title(0, "Thinking")
         self.reasoning_box.layout.display = "none"
         self.answer = w.HTML(value="")
-        self.cancel_button = w.Button(
-            description="Cancel",
-            icon="stop",
-            button_style="warning",
-            tooltip="Stop this request (and its billing)",
-        )
-        self.cancel_button.on_click(lambda _b: resp.cancel())
+        self.cancel_button = cancel_button("Stop this request (and its billing)", resp.cancel)
         self.hint = w.HTML(
             value=f"<small style='color:#888'>{html.escape(cancel_hint)}</small>" if cancel_hint else ""
         )
