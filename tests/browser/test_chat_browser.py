@@ -209,10 +209,19 @@ def _chat_output(saved: Any) -> Any:
 
 
 def _save_and_wait(nb: Any, path: Any) -> None:
-    """Ctrl+S on a notebook that may have no unsaved changes: wait for the file itself to change."""
+    """Ctrl+S on a notebook that may have no unsaved changes: wait for the file itself to change and
+    to be whole again (the server truncates it first, so a read right after the mtime moves can be empty)."""
     before = path.stat().st_mtime_ns
     nb.page.keyboard.press("Control+s")
-    nb.poll(lambda: path.stat().st_mtime_ns, lambda m: m != before, 10)
+    nb.poll(lambda: (path.stat().st_mtime_ns, _whole_json(path)), lambda v: v[0] != before and v[1], 10)
+
+
+def _whole_json(path: Any) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    return True
 
 
 def _widget_setting(lab: Any, save_state: bool) -> None:
