@@ -47,6 +47,9 @@ class Plan:
     tool_calls: list[ToolCall]
     finish_reason: str
     usage: dict[str, Any]
+    # A plain OpenAI-compatible server (OfflineServer(dialect="openai")): a role-only first chunk,
+    # usage on a trailing chunk of its own, no X-DS-Magic-Dialect header.
+    openai: bool = False
 
     @property
     def token_count(self) -> int:
@@ -101,10 +104,12 @@ def directives(messages: list[Any]) -> tuple[dict[str, Any], str]:
     return {}, ""
 
 
-def make_plan(body: dict[str, Any], script: Script, question: str, beta: bool, cache: PromptCache) -> Plan:
+def make_plan(
+    body: dict[str, Any], script: Script, question: str, beta: bool, cache: PromptCache, openai: bool = False
+) -> Plan:
     model: str = body["model"]
     messages: list[dict[str, Any]] = body["messages"]
-    thinking = thinking_on(model, body)
+    thinking = thinking_on(model, body) and not openai  # a plain server has no reasoning_content
     opts = body.get("stream_options")
     include_usage = bool(isinstance(opts, dict) and opts.get("include_usage"))
     reasoning, answer = _texts(messages[-1], script, question, beta, thinking)
@@ -143,7 +148,7 @@ def make_plan(body: dict[str, Any], script: Script, question: str, beta: bool, c
     cache.add(model, keys, (*keys, canonical({"role": "assistant", "content": sent_answer})))
     completion = len(r_pieces) + len(a_pieces) + tool_tokens
     usage = usage_dict(prompt, hit, completion, len(r_pieces), thinking)
-    return Plan(model, thinking, include_usage, r_pieces, a_pieces, calls, finish, usage)
+    return Plan(model, thinking, include_usage, r_pieces, a_pieces, calls, finish, usage, openai)
 
 
 def _texts(

@@ -137,6 +137,16 @@ def validate(raw: bytes, beta: bool, legacy: bool) -> dict[str, Any]:
     return body
 
 
+def check_openai(body: dict[str, Any]) -> None:
+    """A plain OpenAI-compatible server refuses fields it does not know, as ``transformers serve`` does
+    (422 "Unexpected fields in the request"): the DeepSeek-only ones (deepseek-api.md §1.5)."""
+    found: list[str] = sorted(f for f in ("thinking", "reasoning_effort", "user_id") if f in body)
+    for m in body["messages"]:
+        found += [f for f in ("prefix", "reasoning_content") if f in m and f not in found]
+    if found:
+        raise Reject(422, f"Unexpected fields in the request: {set(found)}")
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
