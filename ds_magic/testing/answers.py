@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from .framing import ChunkedOut, Conn, Exchange, Request, head, phrase, send, send_error
-from .plans import Plan, completion
+from .plans import Plan, completion, token_logprobs
 from .script import Script
 from .validate import error_for
 from .wire import ChunkMaker, dumps, sse
@@ -73,7 +73,10 @@ def events(plan: Plan, script: Script, maker: ChunkMaker) -> list[tuple[bytes, b
     answer = list(plan.answer)
     last = answer.pop() if script.finish_with_text and answer and not plan.tool_calls else ""
     for piece in answer:
-        out.append((sse(maker.chunk(_content(plan, piece))), True))
+        chunk = maker.chunk(_content(plan, piece))
+        if plan.logprobs is not None:  # logprobs: true (deepseek-api.md §1.5)
+            chunk["choices"][0]["logprobs"] = {"content": [token_logprobs(piece, plan.logprobs)]}
+        out.append((sse(chunk), True))
     for i, call in enumerate(plan.tool_calls):
         first = {
             "index": i,

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..dialect import PROBE_PATH, remember
 from .answers import fail, stream, whole
+from .fim import FIM_PATH, answer_fim, check_fim
 from .framing import Conn, Exchange, Hooks, Request, send_error, send_json, serve
 from .loop import LoopThread
 from .plans import PromptCache, directives, make_plan
@@ -214,6 +215,9 @@ class OfflineServer:
                     return await send_error(conn, 405, f"Method Not Allowed: use POST {req.path}")
                 status = "chat"
                 return await self._chat_entry(conn, req, index)
+            if req.path == FIM_PATH and req.method == "POST" and self.dialect == "deepseek":
+                status = await self._fim(conn, req)
+                return True
             balance = req.path in BALANCE_PATHS and self.dialect == "deepseek"  # DeepSeek's own
             if req.path in MODELS_PATHS or balance:
                 if req.method != "GET":
@@ -237,6 +241,20 @@ class OfflineServer:
         finally:
             if self.verbose and status != "chat":
                 self._log(f"{req.method} {req.path} -> {status}")
+
+    async def _fim(self, conn: Conn, req: Request) -> int:
+        """FIM completion (fim.py): the status it answered."""
+        auth = auth_error(req, self.api_key)
+        if auth is not None:
+            await send_error(conn, 401, auth, "authentication_error")
+            return 401
+        try:
+            body = check_fim(req.body, self.legacy)
+        except Reject as rej:
+            await send_error(conn, rej.status, rej.message, rej.type)
+            return rej.status
+        await answer_fim(conn, body)
+        return 200
 
     def _record(self, conn: Conn, req: Request) -> int:
         body: Any = None
