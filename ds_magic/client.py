@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .deadlines import Timeout
-from .dialect import DialectError, Wire, check_dialect, known_dialect
+from .dialect import DialectError, Wire, check_dialect, known_dialect, to_openai
 from .engine import get_engine
 from .errors import MissingAPIKeyError, SecretInPromptError, scrubbing
 from .guard import Finding, check_messages, mask_key
@@ -257,10 +257,12 @@ class Client:
     ) -> dict[str, Any]:
         """The exact JSON body :meth:`chat` would send now, built by the same code; nothing is sent.
 
-        For a conversation it holds the history as of now (what a dry run should show).
+        For a conversation it holds the history as of now (what a dry run should show). For a server
+        known to speak the OpenAI dialect the DeepSeek-only fields are left out, as they are when sent.
         """
         plan = plan_request(messages, model or self.model, conversation=conversation, system=system, **params)
-        return plan.final_body()
+        body = plan.final_body()
+        return to_openai(body)[0] if self.known_dialect() == "openai" else body
 
     def _guard(self, messages: str | Sequence[Mapping[str, Any]], system: str | None) -> None:
         """The outbound secret check (guard.py): what the user is about to send, never the reply."""

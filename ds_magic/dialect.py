@@ -33,6 +33,7 @@ __all__ = [
     "DialectError",
     "Wire",
     "answer_dialect",
+    "answer_note",
     "check_dialect",
     "host_dialect",
     "known_dialect",
@@ -55,6 +56,7 @@ NO_RESUME = "this server cannot continue a partial answer (OpenAI dialect: no pr
 _lock = threading.Lock()
 _known: dict[str, str] = {}  # base URL -> dialect, said by the server or registered
 _answers: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_notes: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 class DialectError(DeepSeekError):
@@ -100,6 +102,15 @@ def answer_dialect(answer: Any) -> str | None:
     """The dialect of the server that gave ``answer`` (a ``Response``); None when not recorded."""
     try:
         return _answers.get(answer)
+    except TypeError:
+        return None
+
+
+def answer_note(answer: Any) -> str | None:
+    """The note of the DeepSeek-only fields left out of ``answer``'s request (a ``Response``), if any:
+    the status line shows it when the request starts; a view may keep it on show after the end."""
+    try:
+        return _notes.get(answer)
     except TypeError:
         return None
 
@@ -199,6 +210,10 @@ class Wire:
         """The request has started: tell the note of dropped fields, once (``push``: the writer's)."""
         if self._note is not None:
             push(StatusEvent(self._note))
+            try:
+                _notes[self._answer] = self._note
+            except TypeError:
+                pass
             self._note = None
 
     def learn(self, response: httpx.Response) -> None:

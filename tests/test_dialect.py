@@ -19,7 +19,7 @@ import pytest
 from offline_helpers import KEY, wait_until
 
 from ds_magic import Client, stats
-from ds_magic.dialect import DialectError, check_dialect, host_dialect, to_openai
+from ds_magic.dialect import DialectError, answer_note, check_dialect, host_dialect, to_openai
 from ds_magic.errors import APIStatusError, StreamInterruptedError
 from ds_magic.pricing import cost_of
 from ds_magic.testing import OfflineServer, Script
@@ -78,12 +78,14 @@ def test_openai_server_gets_only_standard_fields_with_a_one_time_note():
         assert first.status == "ok", first.error
         assert "thinking" in first.status_message and "user_id" in first.status_message
         assert "DeepSeek-only" in first.status_message
+        assert answer_note(first) == first.status_message  # kept for a view to show after the end
         sent = server.requests[-1].body
         assert set(sent) == {"model", "messages", "stream", "stream_options"}
         assert first.request == sent  # what the Response says was sent is what was sent
         second = client.chat("again", thinking=False)
         second.join(10)
         assert second.status == "ok" and "thinking" not in second.status_message  # told once
+        assert answer_note(second) is None
         assert "thinking" not in server.requests[-1].body
 
 
@@ -142,6 +144,12 @@ def test_a_404_hint_names_what_was_missing():
         resp.join(10)
         assert isinstance(resp.error, APIStatusError) and resp.error.status_code == 404
         assert "/nowhere/chat/completions" in str(resp.error) and "DEEPSEEK_BASE_URL" in str(resp.error)
+
+
+def test_a_dry_run_shows_what_an_openai_server_gets():
+    client = Client(api_key=KEY, base_url="http://127.0.0.1:9", dialect="openai")
+    assert "thinking" not in client.request_body("q", thinking=False)
+    assert Client(api_key=KEY).request_body("q", thinking=False)["thinking"] == {"type": "disabled"}
 
 
 def test_dialect_override_both_ways():
