@@ -150,8 +150,10 @@ async def probe(http: httpx.AsyncClient, base_url: str, headers: Mapping[str, st
     says otherwise. A server that cannot be reached is not remembered: the request itself will say why."""
     url = _key(base_url) + PROBE_PATH
     auth = {"Authorization": headers.get("Authorization", ""), "Accept": "application/json"}
+    request = http.build_request("GET", url, headers=auth, timeout=seconds)
     try:
-        r = await http.get(url, headers=auth, timeout=seconds, follow_redirects=False)
+        r = await http.send(request, stream=True, follow_redirects=False)  # the headers are the answer
+        await r.aclose()
     except httpx.HTTPError:
         return "openai"
     said = from_headers(r.headers) or "openai"
