@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .deadlines import Timeout
+from .dialect import DialectError, Wire, check_dialect, known_dialect, to_openai
 from .engine import get_engine
 from .errors import MissingAPIKeyError, SecretInPromptError, scrubbing
 from .guard import Finding, check_messages, mask_key
@@ -89,6 +90,11 @@ class Client:
     DeepSeek event): a server that sends more ends the answer with :class:`EventTooLargeError`, the
     partial answer kept, instead of filling memory. Redirects are never followed, whatever
     ``http_client`` does: a 3xx is a :class:`RedirectError` naming where it pointed.
+
+    ``dialect`` is what the server speaks (dialect.py): ``"deepseek"``, ``"openai"`` (any other
+    OpenAI-compatible server: only standard fields are sent, DeepSeek-only ones are dropped with a
+    note, a dropped stream is not resumed, no balance, no DeepSeek prices), or None (default): found
+    from the base URL.
     """
 
     def __init__(
@@ -105,6 +111,7 @@ class Client:
         resume: int = 2,
         redact: RedactRules | Sequence[str | re.Pattern[str]] | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        dialect: str | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DEEPSEEK_API_KEY", "")
         key = key.strip()
@@ -127,6 +134,8 @@ class Client:
                 f"max_event_bytes must be a whole number of bytes ≥ 1024, got {max_event_bytes!r}"
             )
         self.max_event_bytes = max_event_bytes
+        self.dialect = check_dialect(dialect)  # None: found from the base URL (dialect.py)
+        self._noted: set[str] = set()  # DeepSeek-only fields already told as dropped
         self.timeout = Timeout.coerce(timeout)
         self.retry = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         self.model = model
@@ -221,6 +230,9 @@ class Client:
             cache_scope=scope,
             secret=self._api_key,
             max_event_bytes=self.max_event_bytes,
+            wire=Wire(
+                self.base_url, self.dialect, self._headers(), resp, self._noted, self.timeout.connect or 10.0
+            ),
         )
         engine = get_engine()
         http = self._http if self._http is not None else engine.http
@@ -245,10 +257,12 @@ class Client:
     ) -> dict[str, Any]:
         """The exact JSON body :meth:`chat` would send now, built by the same code; nothing is sent.
 
-        For a conversation it holds the history as of now (what a dry run should show).
+        For a conversation it holds the history as of now (what a dry run should show). For a server
+        known to speak the OpenAI dialect the DeepSeek-only fields are left out, as they are when sent.
         """
         plan = plan_request(messages, model or self.model, conversation=conversation, system=system, **params)
-        return plan.final_body()
+        body = plan.final_body()
+        return to_openai(body)[0] if self.known_dialect() == "openai" else body
 
     def _guard(self, messages: str | Sequence[Mapping[str, Any]], system: str | None) -> None:
         """The outbound secret check (guard.py): what the user is about to send, never the reply."""
@@ -310,7 +324,19 @@ class Client:
         data = self._get_json("/models")
         return [m["id"] for m in data.get("data", []) if isinstance(m, dict) and "id" in m]
 
+    def known_dialect(self) -> str | None:
+        """What the server at ``base_url`` speaks, ``"deepseek"`` or ``"openai"``, if known yet: the
+        ``dialect`` given, DeepSeek's hosts, or what the server said in an answer (dialect.py)."""
+        return self.dialect or known_dialect(self.base_url)
+
     def balance(self) -> dict[str, Any]:
-        """The account balance from ``GET /user/balance``."""
+        """The account balance from ``GET /user/balance``: DeepSeek only (:class:`DialectError` for a
+        server known to speak the OpenAI dialect; one not known yet is asked, and a 404 says why)."""
+        if self.known_dialect() == "openai":
+            raise DialectError(
+                f"{self.base_url} speaks the OpenAI dialect: it has no account balance (GET /user/balance "
+                "is DeepSeek's own)",
+                "see the provider of that server for its usage, or Client(dialect='deepseek') if it has one",
+            )
         data = self._get_json("/user/balance")
         return data if isinstance(data, dict) else {}

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol
 
+from .dialect import answer_dialect
+
 __all__ = [
     "cost_of",
     "PRICES_AS_OF",
@@ -147,6 +149,7 @@ PRICE_TABLE: dict[str, tuple[PriceEntry, ...]] = {
 }
 
 _prices: PriceTable = PRICE_TABLE
+_user_prices = False  # set_prices was given a table: it prices answers of any dialect
 
 
 class UsageLike(Protocol):
@@ -243,8 +246,9 @@ def set_prices(prices: PricesArg | None) -> None:
     Either a table ``{model: [PriceEntry, ...]}`` or flat prices per model,
     ``{"deepseek-flash": {"hit": 0.003, "miss": 0.15, "out": 0.60}}``.
     """
-    global _prices
+    global _prices, _user_prices
     _prices = PRICE_TABLE if prices is None else _merge(prices)
+    _user_prices = prices is not None
 
 
 def get_prices() -> PriceTable:
@@ -315,8 +319,12 @@ def cost_of(answer: Priced, *, prices: PricesArg | None = None) -> Cost | None:
 
     A cache hit made no request and costs exactly $0; None when the cost cannot be estimated (no
     usage, an unknown model). The one place the footer, the records and batch tables price answers.
+    An answer from a server that speaks the OpenAI dialect (dialect.py) is not DeepSeek's: DeepSeek's
+    prices do not apply, so it has no cost unless the user gave prices (``prices=``, ``set_prices``).
     """
     if answer.cached:
         return Cost(usd=0.0, model=answer.model, peak=None, as_of="cached")
+    if prices is None and not _user_prices and answer_dialect(answer) == "openai":
+        return None
     when = datetime.fromtimestamp(answer.created, timezone.utc)
     return estimate_cost(answer.model, answer.usage, when, prices=prices)

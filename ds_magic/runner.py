@@ -42,6 +42,7 @@ from .types import StatusEvent
 
 if TYPE_CHECKING:
     from .cache import ResponseCache
+    from .dialect import Wire
 
 __all__ = ["RequestSpec", "finish_in_turn", "run_request"]
 
@@ -71,6 +72,8 @@ class RequestSpec:
     secret: str = field(default="", repr=False)
     # The largest SSE line or event accepted (sse.py); beyond it the stream ends with an error.
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    # The server's dialect (dialect.py): fits the body, learns from the answer, may forbid a resume.
+    wire: Wire | None = None
 
 
 async def run_request(writer: ResponseWriter, http: httpx.AsyncClient, spec: RequestSpec) -> None:
@@ -98,9 +101,13 @@ async def _run(writer: ResponseWriter, http: httpx.AsyncClient, spec: RequestSpe
             if cancelled:
                 raise asyncio.CancelledError  # ended below, now that it is this turn's turn
         body = spec.prepare(spec.body) if spec.prepare is not None else spec.body
+        if spec.wire is not None:
+            body = await spec.wire.fit(body, http)
         resp.request = body
         if not writer.start():
             return  # cancelled before it started
+        if spec.wire is not None:
+            spec.wire.started(writer.push)
         key = None
         if spec.cache is not None:
             from .cache import lookup, replay, request_key  # no sqlite3 import without a cache
@@ -216,6 +223,8 @@ async def _attempts(
                 continue
             raise err from None
         try:
+            if spec.wire is not None:
+                spec.wire.learn(response)
             if response.status_code != 200:
                 err, delay = await status_error(response, url, retry, attempt)
                 if delay is not None and attempt < retry.max_retries:
@@ -348,6 +357,8 @@ async def _run_with_resume(
                 _push_rest(writer, received, stitch)
             first_drop = first_drop or exc
             why = why_no_resume(spec.resume, spec.resume_url, received, resumes)
+            if why is None and spec.wire is not None:
+                why = spec.wire.why_no_resume()
             if why is not None:
                 if resumes:
                     raise StreamInterruptedError(

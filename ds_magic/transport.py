@@ -130,13 +130,28 @@ def error_from_response(
     if cls is None:
         cls = ServerError if status >= 500 else APIStatusError
     if status == 404:
-        return cls(
-            status,
-            message or "Not Found",
-            parsed,
-            hint="check DEEPSEEK_BASE_URL (normally https://api.deepseek.com)",
-        )
+        return cls(status, message or "Not Found", parsed, hint=not_found_hint(url))
     return cls(status, message, parsed, hint=hint)
+
+
+def not_found_hint(url: str) -> str:
+    """A 404's hint names what was missing: a DeepSeek-only endpoint is not a wrong base URL (issue 15)."""
+    try:
+        parsed = httpx.URL(url)
+        path, origin = parsed.path, f"{parsed.scheme}://{parsed.netloc.decode('ascii', 'replace')}"
+    except (httpx.InvalidURL, ValueError):
+        path, origin = "", ""
+    where = f"{origin} has no {path}" if path else "the server has no such endpoint"
+    if path.endswith("/user/balance"):
+        return f"{where}: the balance is a DeepSeek-only endpoint, this server does not offer it"
+    if "/beta/" in path:
+        return (
+            f"{where}: DeepSeek's beta endpoint (prefix completion, FIM) is not offered by this server; "
+            "Client(dialect='openai') does not use it"
+        )
+    return (
+        f"{where}: check DEEPSEEK_BASE_URL (normally https://api.deepseek.com; other servers often want /v1)"
+    )
 
 
 _TLS_HINT = "check the system clock, and SSL_CERT_FILE if a proxy re-signs TLS traffic"

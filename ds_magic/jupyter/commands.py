@@ -12,6 +12,7 @@ from typing import Any
 
 from ..client import DEFAULT_BASE_URL
 from ..conversation_store import history_text
+from ..dialect import check_dialect, known_dialect
 from ..errors import DeepSeekError
 from ..guard import mask_key
 from ..run_stats import plot_records, stats
@@ -113,7 +114,10 @@ def _config(settings: Settings, rest: list[str]) -> None:
     key = session.api_key or os.environ.get("DEEPSEEK_API_KEY", "")
     source = "%deepseek key" if session.api_key else ("DEEPSEEK_API_KEY" if key else "not set")
     print(f"API key: {mask_key(key)} ({source})")
-    print(f"Base URL: {settings.base_url or os.environ.get('DEEPSEEK_BASE_URL') or DEFAULT_BASE_URL}")
+    base = settings.base_url or os.environ.get("DEEPSEEK_BASE_URL") or DEFAULT_BASE_URL
+    print(f"Base URL: {base}")
+    found = check_dialect(settings.dialect) or known_dialect(base)
+    print(f"Dialect now: {found or 'openai, unless the server says it is the offline server'}")
     print(f"Wait mode now: {resolve_mode(settings)}")
 
 

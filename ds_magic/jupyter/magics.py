@@ -31,6 +31,12 @@ class DeepSeekMagics(Magics):
     base_url = Unicode(
         "", help="API base URL; empty means DEEPSEEK_BASE_URL or https://api.deepseek.com."
     ).tag(config=True)
+    dialect = Enum(
+        ["auto", "deepseek", "openai"],
+        "auto",
+        help="What the server speaks: auto (DeepSeek's hosts and the offline server are deepseek, others openai), "
+        "deepseek, or openai (standard chat-completions fields only; no resume, balance or DeepSeek prices).",
+    ).tag(config=True)
     system = Unicode("", help="Default system prompt for new conversations.").tag(config=True)
     temperature = Float(
         None, allow_none=True, help="Sampling temperature (ignored by DeepSeek in thinking mode)."

@@ -18,7 +18,7 @@ from .settings import Settings
 __all__ = ["Session", "session", "cancel_all"]
 
 #: What a pooled client is built from: api key, base URL, timeout, resume, redact rules.
-ClientKey = tuple[str, str, float | None, int, tuple[str, ...]]
+ClientKey = tuple[str, str, float | None, int, tuple[str, ...], str]
 
 
 @dataclass
@@ -42,7 +42,8 @@ class Session:
         timeout = settings.timeout if settings is not None else None
         resume = settings.resume if settings is not None else 2
         redact = tuple(settings.redact) if settings is not None else ()
-        ident: ClientKey = (key or "", base_url, timeout, resume, redact)
+        dialect = settings.dialect if settings is not None else "auto"
+        ident: ClientKey = (key or "", base_url, timeout, resume, redact, dialect)
         with self.lock:
             client = self.clients.get(ident)
             if client is None:
@@ -53,6 +54,7 @@ class Session:
                     model=(settings.model if settings is not None else "") or DEFAULT_MODEL,
                     resume=resume,
                     redact=list(redact) or None,
+                    dialect=dialect,
                 )
                 self.clients[ident] = client
             return client

@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttft", type=float, default=0.3, help="seconds to the first token (default 0.3)")
     parser.add_argument("--api-key", default=None, help="accept only this key (default: any non-empty key)")
     parser.add_argument("--legacy", action="store_true", help="also accept deepseek-chat / deepseek-reasoner")
+    parser.add_argument(
+        "--dialect",
+        choices=("deepseek", "openai"),
+        default="deepseek",
+        help="openai: act as a plain OpenAI-compatible server (no /beta, DeepSeek-only fields get 422)",
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
     args = parser.parse_args(argv)
 
@@ -36,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         args.port,
         api_key=args.api_key,
         legacy=args.legacy,
+        dialect=args.dialect,
         tokens_per_second=args.tps or None,
         ttft=max(args.ttft, 0.0),
         verbose=not args.quiet,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from .framing import ChunkedOut, Conn, Exchange, Request, head, phrase, send, send_error
-from .plans import Plan, completion
+from .plans import Plan, completion, token_logprobs
 from .script import Script
 from .validate import error_for
 from .wire import ChunkMaker, dumps, sse
@@ -54,10 +54,17 @@ async def fail(conn: Conn, ex: Exchange, req: Request, script: Script, active: i
 # ---------------------------------------------------------------- streaming
 
 
+def dialect_header(plan: Plan) -> list[tuple[str, str]]:
+    """The server names its dialect in every answer, so that ds_magic's client knows it (dialect.py)."""
+    return [] if plan.openai else [("X-DS-Magic-Dialect", "deepseek")]
+
+
 def events(plan: Plan, script: Script, maker: ChunkMaker) -> list[tuple[bytes, bool]]:
     """The data events of a normal stream (without [DONE]); the flag marks paced token events."""
     out: list[tuple[bytes, bool]] = []
-    if plan.thinking:
+    if plan.openai:  # OpenAI's own first chunk: the role alone
+        out.append((sse(maker.chunk({"role": "assistant"})), False))
+    elif plan.thinking:
         out.append((sse(maker.chunk({"role": "assistant", "content": None, "reasoning_content": ""})), False))
     else:
         out.append((sse(maker.chunk({"role": "assistant", "content": ""})), False))
@@ -66,7 +73,10 @@ def events(plan: Plan, script: Script, maker: ChunkMaker) -> list[tuple[bytes, b
     answer = list(plan.answer)
     last = answer.pop() if script.finish_with_text and answer and not plan.tool_calls else ""
     for piece in answer:
-        out.append((sse(maker.chunk(_content(plan, piece))), True))
+        chunk = maker.chunk(_content(plan, piece))
+        if plan.logprobs is not None:  # logprobs: true (deepseek-api.md §1.5)
+            chunk["choices"][0]["logprobs"] = {"content": [token_logprobs(piece, plan.logprobs)]}
+        out.append((sse(chunk), True))
     for i, call in enumerate(plan.tool_calls):
         first = {
             "index": i,
@@ -80,7 +90,7 @@ def events(plan: Plan, script: Script, maker: ChunkMaker) -> list[tuple[bytes, b
                 (sse(maker.chunk({"tool_calls": [{"index": i, "function": {"arguments": frag}}]})), True)
             )
     final = _content(plan, last)
-    if script.usage_style == "openai":
+    if script.usage_style == "openai" or plan.openai:
         out.append((sse(maker.chunk(final, plan.finish_reason)), bool(last)))
         out.append((sse(maker.usage_chunk(plan.usage)), False))
     else:
@@ -107,6 +117,7 @@ async def stream(conn: Conn, ex: Exchange, plan: Plan, script: Script) -> bool:
         ("Content-Type", "text/event-stream; charset=utf-8"),
         ("Cache-Control", "no-cache"),
         ("Transfer-Encoding", "chunked"),
+        *dialect_header(plan),
         *script.headers.items(),
     ]
     out = ChunkedOut(conn, ex, split=script.fault == "split_utf8")
@@ -206,7 +217,7 @@ async def whole(conn: Conn, ex: Exchange, plan: Plan, script: Script) -> bool:
         data = b'{"id": broken'
     tps = script.tokens_per_second
     gen = (max(plan.token_count - 1, 0) / tps) if tps else 0.0
-    base = [("Content-Type", "application/json"), *script.headers.items()]
+    base = [("Content-Type", "application/json"), *dialect_header(plan), *script.headers.items()]
     if script.keepalives > 0 or fault in ("stall", "stall_keepalive"):
         return await _whole_chunked(conn, ex, script, data, gen, base)
     if fault == "stall":

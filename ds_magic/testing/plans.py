@@ -47,6 +47,11 @@ class Plan:
     tool_calls: list[ToolCall]
     finish_reason: str
     usage: dict[str, Any]
+    # A plain OpenAI-compatible server (OfflineServer(dialect="openai")): a role-only first chunk,
+    # usage on a trailing chunk of its own, no X-DS-Magic-Dialect header.
+    openai: bool = False
+    # logprobs: true in the request: how many top_logprobs each token carries (None: not asked).
+    logprobs: int | None = None
 
     @property
     def token_count(self) -> int:
@@ -101,13 +106,18 @@ def directives(messages: list[Any]) -> tuple[dict[str, Any], str]:
     return {}, ""
 
 
-def make_plan(body: dict[str, Any], script: Script, question: str, beta: bool, cache: PromptCache) -> Plan:
+def make_plan(
+    body: dict[str, Any], script: Script, question: str, beta: bool, cache: PromptCache, openai: bool = False
+) -> Plan:
     model: str = body["model"]
     messages: list[dict[str, Any]] = body["messages"]
-    thinking = thinking_on(model, body)
+    thinking = thinking_on(model, body) and not openai  # a plain server has no reasoning_content
     opts = body.get("stream_options")
     include_usage = bool(isinstance(opts, dict) and opts.get("include_usage"))
     reasoning, answer = _texts(messages[-1], script, question, beta, thinking)
+    fmt = body.get("response_format")
+    if script.text is None and isinstance(fmt, dict) and fmt.get("type") == "json_object":
+        answer = json_answer(question)
 
     finish = script.finish_reason
     if script.tool_calls and finish == "stop":
@@ -143,7 +153,28 @@ def make_plan(body: dict[str, Any], script: Script, question: str, beta: bool, c
     cache.add(model, keys, (*keys, canonical({"role": "assistant", "content": sent_answer})))
     completion = len(r_pieces) + len(a_pieces) + tool_tokens
     usage = usage_dict(prompt, hit, completion, len(r_pieces), thinking)
-    return Plan(model, thinking, include_usage, r_pieces, a_pieces, calls, finish, usage)
+    logprobs = int(body.get("top_logprobs") or 0) if body.get("logprobs") is True else None
+    return Plan(model, thinking, include_usage, r_pieces, a_pieces, calls, finish, usage, openai, logprobs)
+
+
+def json_answer(question: str) -> str:
+    """JSON mode (deepseek-api.md §4.5) answers one valid JSON object: ``--json`` works on the demo path."""
+    note = "an offline stand-in, not a model"
+    return json.dumps({"offline": True, "note": note, "prompt": question[:200]}, ensure_ascii=False)
+
+
+def token_logprobs(token: str, top: int) -> dict[str, Any]:
+    """One token's ``logprobs.content`` entry (OpenAI's shape, which DeepSeek uses): a plausible
+    log-probability, stable for the same token, and ``top`` alternatives, most likely first."""
+    seed = sum(token.encode("utf-8")) % 97
+    best = -round(0.01 + seed / 97 * 1.5, 4)
+    alternatives = [{"token": token, "logprob": best, "bytes": list(token.encode("utf-8"))}]
+    for i in range(1, top):
+        alt = f"{token.strip() or '_'}{i}"
+        alternatives.append(
+            {"token": alt, "logprob": round(best - 0.7 * i, 4), "bytes": list(alt.encode("utf-8"))}
+        )
+    return {**alternatives[0], "top_logprobs": alternatives[:top]}
 
 
 def _texts(
@@ -195,7 +226,16 @@ def completion(plan: Plan) -> dict[str, Any]:
         "object": "chat.completion",
         "created": maker.created,
         "model": plan.model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": plan.finish_reason}],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None
+                if plan.logprobs is None
+                else {"content": [token_logprobs(t, plan.logprobs) for t in plan.answer]},
+                "finish_reason": plan.finish_reason,
+            }
+        ],
         "usage": plan.usage,
         "system_fingerprint": maker.fingerprint,
     }

@@ -15,13 +15,15 @@ import time
 from collections import deque
 from typing import Any
 
+from ..dialect import PROBE_PATH, remember
 from .answers import fail, stream, whole
+from .fim import FIM_PATH, answer_fim, check_fim
 from .framing import Conn, Exchange, Hooks, Request, send_error, send_json, serve
 from .loop import LoopThread
 from .plans import PromptCache, directives, make_plan
 from .records import Disconnect, RecordedRequest
 from .script import Script, apply_overrides
-from .validate import Reject, auth_error, models, validate
+from .validate import Reject, auth_error, check_openai, models, validate
 
 CHAT_PATHS = frozenset({"/chat/completions", "/v1/chat/completions", "/beta/chat/completions"})
 MODELS_PATHS = frozenset({"/models", "/v1/models"})
@@ -54,7 +56,12 @@ class OfflineServer:
         tokens_per_second: float | None = None,
         ttft: float = 0.0,
         verbose: bool = False,
+        dialect: str = "deepseek",
     ) -> None:
+        if dialect not in ("deepseek", "openai"):
+            raise ValueError(f"dialect must be 'deepseek' or 'openai', got {dialect!r}")
+        #: ``openai``: act as a plain OpenAI-compatible server (no /beta, DeepSeek-only fields → 422).
+        self.dialect = dialect
         self.host = host
         self.port = port
         self.api_key = api_key
@@ -83,6 +90,7 @@ class OfflineServer:
         """Bind and serve on a daemon thread; returns self. Raises OSError if the port is taken."""
         if not self._runner.running:
             self.port = self._runner.start(self.host, self._requested_port)
+            remember(self.url, self.dialect)  # a client in this process knows it without asking
         return self
 
     def stop(self) -> None:
@@ -207,7 +215,11 @@ class OfflineServer:
                     return await send_error(conn, 405, f"Method Not Allowed: use POST {req.path}")
                 status = "chat"
                 return await self._chat_entry(conn, req, index)
-            if req.path in MODELS_PATHS or req.path in BALANCE_PATHS:
+            if req.path == FIM_PATH and req.method == "POST" and self.dialect == "deepseek":
+                status = await self._fim(conn, req)
+                return True
+            balance = req.path in BALANCE_PATHS and self.dialect == "deepseek"  # DeepSeek's own
+            if req.path in MODELS_PATHS or balance:
                 if req.method != "GET":
                     status = 405
                     return await send_error(conn, 405, f"Method Not Allowed: use GET {req.path}")
@@ -229,6 +241,20 @@ class OfflineServer:
         finally:
             if self.verbose and status != "chat":
                 self._log(f"{req.method} {req.path} -> {status}")
+
+    async def _fim(self, conn: Conn, req: Request) -> int:
+        """FIM completion (fim.py): the status it answered."""
+        auth = auth_error(req, self.api_key)
+        if auth is not None:
+            await send_error(conn, 401, auth, "authentication_error")
+            return 401
+        try:
+            body = check_fim(req.body, self.legacy)
+        except Reject as rej:
+            await send_error(conn, rej.status, rej.message, rej.type)
+            return rej.status
+        await answer_fim(conn, body)
+        return 200
 
     def _record(self, conn: Conn, req: Request) -> int:
         body: Any = None
@@ -253,6 +279,8 @@ class OfflineServer:
 
     async def _control(self, conn: Conn, req: Request) -> bool:
         route = (req.method, req.path.rstrip("/"))
+        if route == ("GET", PROBE_PATH) and self.dialect == "deepseek":  # who we are (dialect.py)
+            return await send_json(conn, 200, {"dialect": "deepseek"}, [("X-DS-Magic-Dialect", "deepseek")])
         if route == ("POST", "/_offline/script"):
             try:
                 data = json.loads(req.body or b"null")
@@ -329,8 +357,12 @@ class OfflineServer:
             self._vlog(ex, 401)
             return await send_error(conn, 401, auth, "authentication_error", ex=ex)
         beta = req.path.startswith("/beta/")
+        if self.dialect == "openai" and beta:
+            return await send_json(conn, 404, {"detail": "Not Found"}, ex=ex)
         try:
             body = validate(req.body, beta, self.legacy)
+            if self.dialect == "openai":
+                check_openai(body)
             overrides, question = directives(body["messages"])
             with self._cond:
                 script = self._queue.popleft() if self._queue else None
@@ -342,6 +374,8 @@ class OfflineServer:
                 raise Reject(400, f"offline directive: {exc}") from None
         except Reject as rej:
             self._vlog(ex, rej.status)
+            if self.dialect == "openai" and rej.status == 422:  # FastAPI's shape, as transformers serve
+                return await send_json(conn, 422, {"detail": rej.message}, ex=ex)
             return await send_error(conn, rej.status, rej.message, rej.type, plain=rej.plain, ex=ex)
 
         if script.delay_headers and not await ex.pause(script.delay_headers):
@@ -352,7 +386,7 @@ class OfflineServer:
             return False
         if fault in ("html_error", "plain_text_error") or script.status != 200:
             return await fail(conn, ex, req, script, self.active)
-        plan = make_plan(body, script, question, beta, self._cache)
+        plan = make_plan(body, script, question, beta, self._cache, self.dialect == "openai")
         if body.get("stream") is True and fault != "wrong_content_type":
             return await stream(conn, ex, plan, script)
         return await whole(conn, ex, plan, script)

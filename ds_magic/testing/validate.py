@@ -6,16 +6,24 @@ A request the real API would refuse raises ``Reject`` with the status and messag
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .framing import Request, phrase
 from .script import Script
+from .wire import estimate_tokens, message_tokens
 
 V4_MODELS = ("deepseek-flash", "deepseek-v4-pro", "deepseek-v4-flash", "deepseek-v4-flash-vision-exp")
 LEGACY_MODELS = ("deepseek-chat", "deepseek-reasoner")
 
 MAX_TOKENS_LIMIT = 393_216
 LEGACY_MAX_TOKENS_LIMIT = 8192
+# Context lengths (deepseek-api.md §1.3): 1M for the V4 models, 128K for the legacy ids' last backing model.
+CONTEXT_LIMIT = 1_048_576
+LEGACY_CONTEXT_LIMIT = 131_072
+MAX_TOOLS = 128  # §1.5 / §4.6
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+MAX_TOP_LOGPROBS = 20
 
 REASONING_PASSBACK = "The `reasoning_content` in the thinking mode must be passed back to the API."
 CONCURRENCY_MESSAGE = (
@@ -120,7 +128,9 @@ def validate(raw: bytes, beta: bool, legacy: bool) -> dict[str, Any]:
     ):
         raise Reject(400, f"Invalid max_tokens value, the valid range of max_tokens is [1, {limit}]")
     _check_prefix(messages, beta)
-    if legacy:  # R1-era rule: reasoning is never sent back as input
+    _check_options(body, model)
+    _check_context(body, model)
+    if model in LEGACY_MODELS:  # R1-era rule, for the legacy ids only: reasoning is never sent back as input
         for i, msg in enumerate(messages):
             if "reasoning_content" in msg and not msg.get("prefix"):
                 raise Reject(
@@ -135,6 +145,16 @@ def validate(raw: bytes, beta: bool, legacy: bool) -> dict[str, Any]:
             if msg["role"] == "assistant" and msg.get("tool_calls") and "reasoning_content" not in msg:
                 raise Reject(400, REASONING_PASSBACK)
     return body
+
+
+def check_openai(body: dict[str, Any]) -> None:
+    """A plain OpenAI-compatible server refuses fields it does not know, as ``transformers serve`` does
+    (422 "Unexpected fields in the request"): the DeepSeek-only ones (deepseek-api.md §1.5)."""
+    found: list[str] = sorted(f for f in ("thinking", "reasoning_effort", "user_id") if f in body)
+    for m in body["messages"]:
+        found += [f for f in ("prefix", "reasoning_content") if f in m and f not in found]
+    if found:
+        raise Reject(422, f"Unexpected fields in the request: {set(found)}")
 
 
 def _kind(value: Any) -> str:
@@ -197,6 +217,68 @@ def _check_types(body: Any, end: str, legacy: bool) -> dict[str, Any]:
     ):
         raise deser(f"stop: invalid type: {_kind(stop)}, expected a string or up to 16 strings {end}")
     return body
+
+
+def _check_options(body: dict[str, Any], model: str) -> None:
+    """response_format, tools and logprobs as the API checks them (deepseek-api.md §1.5, §4.5, §4.6)."""
+    fmt = body.get("response_format")
+    if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") in ("text", "json_object")):
+        kind = fmt.get("type") if isinstance(fmt, dict) else fmt
+        raise Reject(
+            400,
+            f"Invalid Format: response_format: unknown variant `{kind}`, expected `text` or `json_object`",
+        )
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise Reject(400, "Invalid Format: tools must be a list of functions")
+        if len(tools) > MAX_TOOLS:
+            raise Reject(
+                400, f"Invalid Format: too many tools ({len(tools)}); at most {MAX_TOOLS} are supported"
+            )
+        for i, tool in enumerate(tools):
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            if kind != "function":
+                raise Reject(
+                    400, f"Invalid Format: tools[{i}]: unknown variant `{kind}`, expected `function`"
+                )
+            fn = tool.get("function")
+            name = fn.get("name") if isinstance(fn, dict) else None
+            if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
+                raise Reject(
+                    400,
+                    f"Invalid Format: tools[{i}].function.name {json.dumps(name)} must be 1 to 64 of a-z, A-Z, "
+                    "0-9, underscores and dashes",
+                )
+    logprobs, top = body.get("logprobs"), body.get("top_logprobs")
+    if (logprobs or top is not None) and model == "deepseek-reasoner":
+        raise Reject(400, "deepseek-reasoner does not support the parameters: logprobs, top_logprobs")
+    if top is not None:
+        if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_TOP_LOGPROBS:
+            raise Reject(
+                400, f"Invalid top_logprobs value, the valid range of top_logprobs is [0, {MAX_TOP_LOGPROBS}]"
+            )
+        if logprobs is not True:
+            raise Reject(400, "Invalid Format: top_logprobs requires logprobs to be true")
+
+
+def _check_context(body: dict[str, Any], model: str) -> None:
+    """A prompt longer than the model's context gets DeepSeek's 400, in its OpenAI-style wording [inf]."""
+    limit = LEGACY_CONTEXT_LIMIT if model in LEGACY_MODELS else CONTEXT_LIMIT
+    messages = body["messages"]
+    if sum(len(str(m.get("content") or "")) for m in messages) * 0.6 < limit // 2:
+        return  # far below the limit: no need to count every character
+    prompt = sum(message_tokens(m) for m in messages)
+    if body.get("tools"):
+        prompt += estimate_tokens(json.dumps(body["tools"], ensure_ascii=False))
+    completion = body.get("max_tokens") or 0
+    if prompt + completion > limit:
+        raise Reject(
+            400,
+            f"This model's maximum context length is {limit} tokens. However, you requested "
+            f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the completion). "
+            "Please reduce the length of the messages or completion.",
+        )
 
 
 def _check_prefix(messages: list[dict[str, Any]], beta: bool) -> None:
