@@ -343,7 +343,11 @@ def test_import_of_a_hostile_file_fails_the_cell_in_one_line_and_stores_nothing(
         {"role": "tool", "tool_call_id": "c1", "content": "r"},
         {"role": "assistant", "content": "a"},
     ]
-    doc = {"format": "ds_magic.conversations", "version": 1, "conversations": [{"name": "evil", "turns": turns}]}
+    doc = {
+        "format": "ds_magic.conversations",
+        "version": 1,
+        "conversations": [{"name": "evil", "turns": turns}],
+    }
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(doc))
     deep = tmp_path / "deep.json"
