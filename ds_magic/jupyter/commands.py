@@ -138,16 +138,19 @@ def _cache(settings: Settings, rest: list[str]) -> Any:
 
     store = default_cache()
     action = rest[0] if rest else "stats"
-    if action == "stats":
+    if action not in ("stats", "clear"):
+        raise DeepSeekCellError("Usage: %deepseek cache stats | clear")
+    try:
+        if action == "clear":
+            store.clear()
+            print("Response cache cleared.")
+            return None
         st = store.stats()
-        for key, value in st.items():
-            print(f"{key}: {value}")
-        return st
-    if action == "clear":
-        store.clear()
-        print("Response cache cleared.")
-        return None
-    raise DeepSeekCellError("Usage: %deepseek cache stats | clear")
+    except DeepSeekError as exc:  # a folder it cannot trust, a damaged file: one line with the fix
+        raise cell_error(exc) from None
+    for key, value in st.items():
+        print(f"{key}: {value}")
+    return st
 
 
 def _chat(settings: Settings, rest: list[str]) -> Any:
