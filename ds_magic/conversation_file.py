@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import json_kind
 from .text import clean_text
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
     "load_json",
     "check_conversation",
     "check_turn",
-    "json_kind",
 ]
 
 ROLES = frozenset({"user", "assistant", "tool"})
@@ -114,23 +114,6 @@ def load_json(text: str | bytes, expected: str) -> Any:
 
 
 # --------------------------------------------------------------------------------- checking
-
-
-def json_kind(value: Any) -> str:
-    """How a JSON value is named in a message: "a string", "an object", "null"..."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
 
 
 def _at(where: str, field: str) -> str:

@@ -13,7 +13,8 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 
 from .conversation import FORMAT, VERSION, Conversation, check_format
-from .conversation_file import MAX_IMPORT_BYTES, json_kind, load_json, read_capped
+from .conversation_file import MAX_IMPORT_BYTES, load_json, read_capped
+from .errors import json_kind
 
 __all__ = ["ConversationStore", "history_text", "STORE_FORMAT"]
 
