@@ -140,9 +140,13 @@ def _ds_soak_probe(port):
     recorded = set()
     for rec in get_records():
         statuses[rec.status] = statuses.get(rec.status, 0) + 1
-        recorded.add(round(rec.created, 3))
-    # An ended request has its run record before it reports done (run_records.track).
-    unrecorded = sum(1 for r in live if r.done and round(r.created, 3) not in recorded)
+        recorded.add(rec.time)
+    # An ended request has its run record before it reports done (run_records.track). Matched on the
+    # record's own datetime: rounding two floats of one instant could tell them apart.
+    from datetime import datetime, timezone
+    unrecorded = sum(
+        1 for r in live if r.done and datetime.fromtimestamp(r.created, timezone.utc) not in recorded
+    )
     print(json.dumps({
         "rss_kb": rss_kb,
         "sockets": len(socks),
