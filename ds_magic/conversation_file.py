@@ -41,6 +41,7 @@ __all__ = [
     "MAX_META_DEPTH",
     "MAX_NAME_CHARS",
     "CheckedConversation",
+    "FileTooLargeError",
     "read_capped",
     "load_json",
     "check_conversation",
@@ -77,6 +78,16 @@ class CheckedConversation:
 # --------------------------------------------------------------------------------- reading
 
 
+class FileTooLargeError(ValueError):
+    """A file over the import cap: ``what`` says so; the message adds how to raise the cap in core
+    terms (``max_bytes=``), the notebook says it in its own (``%deepseek import FILE --max-mb N``)."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        self.what = what
+        self.limit = limit
+        super().__init__(f"{what} (max_bytes= raises the cap)")
+
+
 def _mb(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MiB"
 
@@ -87,14 +98,14 @@ def read_capped(path: str | os.PathLike[str], max_bytes: int = MAX_IMPORT_BYTES)
     The size is checked twice: ``os.stat`` first, then at most ``max_bytes + 1`` bytes are read,
     for files whose size the stat does not tell (a pipe, /proc) or that grow meanwhile.
     """
-    cap = f"more than the {_mb(max_bytes)} an import reads (max_bytes= raises the cap)"
+    cap = f"more than the {_mb(max_bytes)} an import reads"
     size = os.stat(path).st_size
     if size > max_bytes:
-        raise ValueError(f"the file is {_mb(size)}, {cap}")
+        raise FileTooLargeError(f"the file is {_mb(size)}, {cap}", max_bytes)
     with open(path, "rb") as f:
         raw = f.read(max_bytes + 1)
     if len(raw) > max_bytes:
-        raise ValueError(f"the file holds {cap}")
+        raise FileTooLargeError(f"the file holds {cap}", max_bytes)
     return raw
 
 

@@ -358,7 +358,7 @@ def test_import_of_a_hostile_file_fails_the_cell_in_one_line_and_stores_nothing(
     expected = {
         bad: "conversations[0].turns[1].tool_calls: must be a list of tool calls, not an object",
         deep: "nested too deeply to read",
-        big: "the file is 114.4 MiB, more than the 32.0 MiB an import reads",
+        big: "the file is 114.4 MiB, more than the 32.0 MiB an import reads (--max-mb N raises the cap)",
     }
     for path, message in expected.items():
         r = k.run(f"%deepseek import {path}", timeout=30)
@@ -366,6 +366,10 @@ def test_import_of_a_hostile_file_fails_the_cell_in_one_line_and_stores_nothing(
         assert r.error.evalue.startswith(f"Could not import {path}: ") and message in r.error.evalue
         assert "\n" not in r.error.evalue and "Traceback" not in r.stdout + r.stderr
     assert "evil" not in k.run("%deepseek chats", timeout=10).stdout
+    small = k.run(f"%deepseek import {bad} --max-mb 0.0001", timeout=30)
+    assert (
+        small.status == "error" and "more than the 0.0 MiB an import reads (--max-mb N" in small.error.evalue
+    )
     # The same conversation, well formed: it imports, and its next request is accepted.
     turns[1]["tool_calls"] = [call]
     bad.write_text(json.dumps(doc))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..client import DEFAULT_BASE_URL
+from ..conversation_file import MAX_IMPORT_BYTES, FileTooLargeError
 from ..conversation_store import history_text
 from ..errors import DeepSeekError
 from ..guard import mask_key
@@ -76,10 +77,23 @@ def _export(settings: Settings, rest: list[str]) -> None:
 
 
 def _import(settings: Settings, rest: list[str]) -> None:
-    if len(rest) != 1:
-        raise DeepSeekCellError("Usage: %deepseek import FILE.json")
+    usage = "Usage: %deepseek import FILE.json [--max-mb N]"
+    max_bytes = MAX_IMPORT_BYTES
+    if len(rest) == 3 and rest[1] == "--max-mb":
+        try:
+            max_bytes = int(float(rest[2]) * 1024 * 1024)
+        except ValueError:
+            max_bytes = 0
+        if max_bytes <= 0:
+            raise DeepSeekCellError(usage)
+    elif len(rest) != 1:
+        raise DeepSeekCellError(usage)
     try:
-        names = session.store.import_(rest[0])
+        names = session.store.import_(rest[0], max_bytes=max_bytes)
+    except FileTooLargeError as exc:
+        raise DeepSeekCellError(
+            f"Could not import {rest[0]}: {exc.what} (--max-mb N raises the cap)"
+        ) from None
     except (OSError, ValueError) as exc:
         raise DeepSeekCellError(f"Could not import {rest[0]}: {exc}") from None
     print(f"Imported: {', '.join(names)}")
