@@ -80,7 +80,7 @@ class CheckedConversation:
 
 class FileTooLargeError(ValueError):
     """A file over the import cap: ``what`` says so; the message adds how to raise the cap in core
-    terms (``max_bytes=``), the notebook says it in its own (``%deepseek import FILE --max-mb N``)."""
+    terms (``max_bytes=``); the notebook layer says it in its own."""
 
     def __init__(self, what: str, limit: int) -> None:
         self.what = what
