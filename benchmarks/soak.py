@@ -2,7 +2,8 @@
 
 Issue 7: 1,000 streamed cells and 200 cancels in one real kernel against the offline server, then
 report RSS growth, open sockets, engine tasks, comms and threads. Goals: RSS growth ≤ 20 MB beyond
-the stored history text, everything else back to its baseline.
+the stored history text, everything else back to its baseline. Issue 14 adds the long session:
+5,000 cells within 60 MB (``--cells 5000``; the goal follows the cell count).
 
 How it runs: the offline server (``ds_magic.testing``) serves on 127.0.0.1 in this process; a real
 ipykernel is started through ``tests/kernel_harness.py`` (jupyter_client, as a notebook frontend
@@ -29,6 +30,7 @@ were ever streaming at once" (the server's peak concurrency), not "zero"; any co
 no longer serves (CLOSE_WAIT) is a leak. Every other socket fd must be back to its baseline count.
 
     python benchmarks/soak.py [--cells 1000] [--cancels 200] [--warmup 20] [--rss-goal-mb 20]
+    python benchmarks/soak.py --cells 5000        # the long session: goal 60 MB
 
 Exits 1 when a goal is missed (so a CI job can run it). ``tests/test_soak.py`` runs a shortened
 version through :func:`run_soak`. Linux only (``/proc``).
@@ -118,7 +120,8 @@ def _ds_soak_probe(port):
         reachable.add(id(session.last))
     # IPython's cull of a full Out cache pops _N from user_ns but not from user_ns_hidden.
     hidden = {id(v) for v in ip.user_ns_hidden.values() if type(v) is Response} - reachable
-    # What each kept Response holds of the request it sent: the whole history, as new dicts.
+    # What each kept Response holds of the request it sent: a finished conversation turn keeps only
+    # its own messages (parts.own_turn), not the history, which would grow with the square of the session.
     request_bytes = 0
     request_messages = 0
     for r in live:
@@ -137,9 +140,13 @@ def _ds_soak_probe(port):
     recorded = set()
     for rec in get_records():
         statuses[rec.status] = statuses.get(rec.status, 0) + 1
-        recorded.add(round(rec.created, 3))
-    # An ended request has its run record before it reports done (run_records.track).
-    unrecorded = sum(1 for r in live if r.done and round(r.created, 3) not in recorded)
+        recorded.add(rec.time)
+    # An ended request has its run record before it reports done (run_records.track). Matched on the
+    # record's own datetime: rounding two floats of one instant could tell them apart.
+    from datetime import datetime, timezone
+    unrecorded = sum(
+        1 for r in live if r.done and datetime.fromtimestamp(r.created, timezone.utc) not in recorded
+    )
     print(json.dumps({
         "rss_kb": rss_kb,
         "sockets": len(socks),
@@ -422,6 +429,14 @@ def run_soak(
 # ---------------------------------------------------------------------------------- the verdict
 
 
+def default_rss_goal_mb(cells: int) -> float:
+    """The issues' goals for RSS growth beyond the history: 20 MB for 1,000 cells (issue 7), 60 MB
+    for 5,000 (issue 14), scaled in between."""
+    if cells <= 1000:
+        return 20.0
+    return 20.0 + 40.0 * min(cells - 1000, 4000) / 4000
+
+
 def goals(result: SoakResult, rss_goal_mb: float = 20.0) -> list[tuple[str, bool, str]]:
     """(goal, met, detail) for each goal of the issue."""
     b, f = result.baseline, result.final
@@ -519,8 +534,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cells", type=int, default=1000, help="streamed cells that run to the end")
     ap.add_argument("--cancels", type=int, default=200, help="cells cancelled mid-stream")
     ap.add_argument("--warmup", type=int, default=20, help="cells before the baseline")
-    ap.add_argument("--rss-goal-mb", type=float, default=20.0)
+    ap.add_argument("--rss-goal-mb", type=float, default=None, help="default: the issue's goal for --cells")
     args = ap.parse_args(argv)
+    if args.rss_goal_mb is None:
+        args.rss_goal_mb = default_rss_goal_mb(args.cells)
     if not os.path.exists("/proc/self/status"):
         print("soak.py reads /proc: run it on Linux", file=sys.stderr)
         return 2

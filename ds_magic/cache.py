@@ -170,6 +170,7 @@ class ResponseCache:
         self.misses = 0
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._refused_key: str | None = None  # its lookup failed and said so: its store says nothing
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.path)!r}, max_bytes={self.max_bytes})"
@@ -338,6 +339,7 @@ async def lookup(cache: ResponseCache, key: str) -> CachedAnswer | None:
     try:
         return await asyncio.to_thread(cache.get, key)
     except (CacheError, OSError) as exc:
+        cache._refused_key = key
         _log.warning("ds_magic: %s; the request is sent without the cache", exc)
         return None
 
@@ -348,7 +350,9 @@ async def store(cache: ResponseCache, key: str, resp: Response, finish_reason: s
     try:
         await asyncio.to_thread(cache.put, key, answer)
     except (CacheError, OSError) as exc:
-        _log.warning("ds_magic: %s; the answer was not stored", exc)
+        if cache._refused_key != key:  # one line per request: its lookup did not say it already
+            _log.warning("ds_magic: %s; the answer was not stored", exc)
+    cache._refused_key = None
 
 
 def _pieces(text: str) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .errors import StreamDecodeError, StreamError
+from .errors import StreamDecodeError, StreamError, json_kind
 from .sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder
 from .types import AnswerDelta, Event, ReasoningDelta, ToolCallDelta, Usage, UsageEvent
 
@@ -35,21 +35,9 @@ def _loads(data: str) -> Any:
     return obj
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object"
-
-
 def _shape(where: str, value: Any, expected: str, data: str) -> StreamDecodeError:
     return StreamDecodeError(
-        f"{where} is {_kind(value)}, not {expected}",
+        f"{where} is {json_kind(value)}, not {expected}",
         data,
         summary="DeepSeek sent a chunk that does not fit the API's format",
     )

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from .conversation_file import check_conversation, load_json
 from .tokens import estimate_message_tokens, estimate_tokens
 from .turn import STATUSES, Turn
 
@@ -329,18 +330,14 @@ class Conversation:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Conversation:
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "") -> Conversation:
+        """A conversation from its saved form, every field checked against the export schema
+        (conversation_file.py); a one-line ValueError naming the field (``where`` is the path of
+        ``data`` in its file, for the message) otherwise."""
         check_format(data, FORMAT)
-        limit = data.get("max_history_tokens")
-        conv = cls(
-            str(data.get("name") or "default"),
-            system=data.get("system"),
-            max_history_tokens=int(limit) if isinstance(limit, int) else None,
-        )
-        turns = data.get("turns") or []
-        if not isinstance(turns, list):
-            raise ValueError(f"{FORMAT}: 'turns' must be a list")
-        conv.turns = [Turn.from_dict(t) for t in turns]
+        checked = check_conversation(data, where)
+        conv = cls(checked.name, system=checked.system, max_history_tokens=checked.max_history_tokens)
+        conv.turns = [Turn(**t) for t in checked.turns]
         return conv
 
     def to_json(self, *, indent: int | None = 1) -> str:
@@ -349,14 +346,6 @@ class Conversation:
     @classmethod
     def from_json(cls, text: str | bytes) -> Conversation:
         return cls.from_dict(load_json(text, FORMAT))
-
-
-def load_json(text: str | bytes, expected: str) -> Any:
-    """The JSON document in ``text``; a ValueError naming the ``expected`` format if it is not JSON."""
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"not JSON (expected a {expected!r} document): {exc}") from None
 
 
 def check_format(data: Any, *expected: str) -> None:

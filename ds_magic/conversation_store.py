@@ -12,7 +12,9 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 
-from .conversation import FORMAT, VERSION, Conversation, check_format, load_json
+from .conversation import FORMAT, VERSION, Conversation, check_format
+from .conversation_file import MAX_IMPORT_BYTES, load_json, read_capped
+from .errors import json_kind
 
 __all__ = ["ConversationStore", "history_text", "STORE_FORMAT"]
 
@@ -111,27 +113,33 @@ class ConversationStore:
             raise
         return chosen
 
-    def import_(self, path: str | os.PathLike[str], *, replace: bool = False) -> list[str]:
+    def import_(
+        self, path: str | os.PathLike[str], *, replace: bool = False, max_bytes: int = MAX_IMPORT_BYTES
+    ) -> list[str]:
         """Load conversations from an exported file (a single-conversation document works too).
 
         Names already in the store are kept and the imported copy gets a ``-imported`` suffix
         (``-imported-2`` and so on if that is taken too), unless ``replace=True``.
-        Returns the names under which the conversations were stored. Nothing is stored if the
-        file is invalid.
+        Returns the names under which the conversations were stored.
+
+        The file is untrusted: one larger than ``max_bytes`` (32 MiB) is refused before it is read
+        whole, and every field is checked against the export schema (conversation_file.py). Any
+        fault is one ValueError line that names the field, and then nothing is stored.
         """
-        with open(path, "rb") as f:
-            raw = f.read()
-        data = load_json(raw, STORE_FORMAT)
+        data = load_json(read_capped(path, max_bytes), STORE_FORMAT)
         check_format(data, STORE_FORMAT, FORMAT)
         if data["format"] == FORMAT:
             incoming = [Conversation.from_dict(data)]
         else:
             items = data.get("conversations")
             if not isinstance(items, list):
-                raise ValueError(f"{STORE_FORMAT}: 'conversations' must be a list")
-            if not all(isinstance(c, Mapping) for c in items):
-                raise ValueError(f"{STORE_FORMAT}: each conversation must be a JSON object")
-            incoming = [Conversation.from_dict({"format": FORMAT, "version": VERSION, **c}) for c in items]
+                raise ValueError(f"conversations: must be a list of conversations, not {json_kind(items)}")
+            incoming = []
+            for i, c in enumerate(items):
+                if not isinstance(c, Mapping):
+                    raise ValueError(f"conversations[{i}]: must be a conversation object, not {json_kind(c)}")
+                doc = {**c, "format": FORMAT, "version": VERSION}
+                incoming.append(Conversation.from_dict(doc, where=f"conversations[{i}]"))
         stored: list[str] = []
         with self._lock:
             for conv in incoming:

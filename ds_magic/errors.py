@@ -37,6 +37,7 @@ from contextvars import ContextVar
 from typing import Any
 
 __all__ = [
+    "json_kind",
     "DeepSeekError",
     "MissingAPIKeyError",
     "APIStatusError",
@@ -286,6 +287,21 @@ class StreamDecodeError(DeepSeekError, _PartialMixin):
         super().__init__(
             f"{summary or self.summary} ({detail}){preview}", hint or "check the API status and try again"
         )
+
+
+def json_kind(value: Any) -> str:
+    """How a JSON value is named in an error message: "a string", "an object", "null"..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def _size(n: int) -> str:

@@ -1,4 +1,5 @@
-"""``AnswerParts``: one answer assembled from its events: text, thinking, tool calls, usage, clocks.
+"""``AnswerParts``: one answer assembled from its events: text, thinking, tool calls, usage, clocks;
+and :func:`own_turn`, what a finished answer keeps of the request it sent.
 
 Not thread-safe on its own: a ``Response`` holds its lock around every call.
 """
@@ -6,6 +7,7 @@ Not thread-safe on its own: a ``Response`` holds its lock around every call.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from .stopwatch import Stopwatch
 from .types import (
@@ -19,7 +21,7 @@ from .types import (
     UsageEvent,
 )
 
-__all__ = ["AnswerParts"]
+__all__ = ["AnswerParts", "own_turn"]
 
 
 class AnswerParts:
@@ -55,9 +57,10 @@ class AnswerParts:
             elif isinstance(ev, StatusEvent):
                 self.status_message = ev.message
 
-    def compact(self) -> None:
-        """A finished answer is kept (Out[], history) long after its stream: one string instead of
-        a piece per token (benchmarks/soak.py)."""
+    def end(self) -> None:
+        """The answer is final: the clocks stop, and the pieces are joined. A finished answer is kept
+        (Out[], history) long after its stream: one string instead of a piece per token (soak.py)."""
+        self.clock.stop()
         if len(self.text) > 1:
             self.text = ["".join(self.text)]
         if len(self.reasoning) > 1:
@@ -78,3 +81,20 @@ class AnswerParts:
         if self.usage is not None:
             snap.append(UsageEvent(self.usage))
         return snap
+
+
+def own_turn(body: dict[str, Any], chat: str | None) -> dict[str, Any]:
+    """The request body a finished turn of conversation ``chat`` keeps: its own messages only.
+
+    A conversation's request carries the whole history (deepseek-api.md §4.1), and Out[] keeps
+    every cell's ``Response``: kept whole, the bodies held the history once per cell, so memory grew
+    with the square of the session's length (issue 14, benchmarks/soak.py). The history is the
+    conversation's, up to this turn; the body keeps the system message it was sent with and the
+    prompt, every other field as sent. A body without a conversation (``chat`` None: messages the
+    caller gave) is kept as it is. ``Client.request_body`` (``--dry-run``) shows a whole body.
+    """
+    msgs = body.get("messages")
+    if chat is None or not isinstance(msgs, list) or len(msgs) <= 2:
+        return body
+    head = [m for m in msgs[:1] if isinstance(m, dict) and m.get("role") == "system"]
+    return {**body, "messages": [*head, msgs[-1]]}

@@ -21,12 +21,13 @@ from pathlib import Path
 
 from .errors import CacheError
 
-__all__ = ["ensure_private"]
+__all__ = ["ensure_private", "ELSEWHERE"]
 
 _create_lock = threading.Lock()
 # SQLite's companions of a database file: planted ones would be followed like the file itself.
 _COMPANIONS = ("-wal", "-shm", "-journal")
-_ELSEWHERE = "use a cache folder of your own (XDG_CACHE_HOME, or ResponseCache(path=...))"
+#: The way out the core suggests when a cache folder or file cannot be trusted (the notebook has its own).
+ELSEWHERE = "use a cache folder of your own (XDG_CACHE_HOME, or ResponseCache(path=...))"
 
 
 def ensure_private(path: Path) -> None:
@@ -49,7 +50,7 @@ def ensure_private(path: Path) -> None:
     except OSError as exc:
         raise CacheError(
             f"Could not create the response cache folder {folder} ({exc.strerror or exc})",
-            _ELSEWHERE,
+            ELSEWHERE,
             str(folder),
         ) from None
     _check(folder, folder=True)
@@ -63,7 +64,7 @@ def ensure_private(path: Path) -> None:
         except OSError as exc:
             raise CacheError(
                 f"Could not create the response cache file {path} ({exc.strerror or exc})",
-                _ELSEWHERE,
+                ELSEWHERE,
                 str(path),
             ) from None
         else:
@@ -78,7 +79,7 @@ def _check(p: Path, *, folder: bool) -> int:
     """Refuse ``p`` unless it is the user's own real folder/file that nobody else can write;
     return its mode bits."""
     kind = "folder" if folder else "file"
-    fix = f"chmod {'700' if folder else '600'} {p} if it is yours alone, or {_ELSEWHERE}"
+    fix = f"chmod {'700' if folder else '600'} {p} if it is yours alone, or {ELSEWHERE}"
     try:
         st = os.lstat(p)
     except OSError as exc:
@@ -87,11 +88,11 @@ def _check(p: Path, *, folder: bool) -> int:
         ) from None
     mode = stat.S_IMODE(st.st_mode)
     if stat.S_ISLNK(st.st_mode):
-        problem, fix = "is a symbolic link", f"remove the link (a new cache is made), or {_ELSEWHERE}"
+        problem, fix = "is a symbolic link", f"remove the link (a new cache is made), or {ELSEWHERE}"
     elif not (stat.S_ISDIR(st.st_mode) if folder else stat.S_ISREG(st.st_mode)):
-        problem, fix = f"is not a {'folder' if folder else 'regular file'}", _ELSEWHERE
+        problem, fix = f"is not a {'folder' if folder else 'regular file'}", ELSEWHERE
     elif st.st_uid != os.geteuid():
-        problem, fix = f"belongs to another user (uid {st.st_uid})", f"remove it, or {_ELSEWHERE}"
+        problem, fix = f"belongs to another user (uid {st.st_uid})", f"remove it, or {ELSEWHERE}"
     elif mode & 0o022:
         problem = f"can be written by other users (mode {mode:04o})"
     else:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequen
 from typing import TYPE_CHECKING, Any
 
 from .errors import DeepSeekError
-from .parts import AnswerParts
+from .parts import AnswerParts, own_turn
 from .pump import Fanout, Mailbox, Reader
 from .text import clean_events
 from .types import Event, Finish, Status, Timing, ToolCall, Usage
@@ -44,7 +44,8 @@ class Response:
       blocking the caller's loop. ``.join()`` and ``await .finished()`` wait without raising.
     - ``.cancel()`` stops the request from any thread and closes the HTTP stream.
 
-    History, run records and cache writes are done before the response reports done.
+    History, run records and cache writes are done before the response reports done. Then the
+    ``request`` of a conversation's turn keeps only its own messages, not the history (parts.own_turn).
     """
 
     def __init__(
@@ -108,9 +109,9 @@ class Response:
             if self._ended:
                 return
             self._ended = True
-            self._parts.clock.stop()
-            self._parts.compact()
+            self._parts.end()
             self._future = None  # nothing that holds the engine task once it has ended (soak.py)
+            self.request = own_turn(self.request, self.chat)  # not the whole history (parts.py)
             self.status = status
             self.error = error
             if finish_reason is not None:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Turn", "ROLES", "STATUSES"]
+from .conversation_file import ROLES, STATUSES, check_turn
 
-ROLES = frozenset({"user", "assistant", "tool"})
-#: How an assistant answer ended.
-STATUSES = frozenset({"ok", "cancelled", "interrupted", "error"})
+__all__ = ["Turn", "ROLES", "STATUSES"]
 
 
 @dataclass
@@ -55,20 +52,7 @@ class Turn:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Turn:
-        if not isinstance(data, Mapping) or "role" not in data or "content" not in data:
-            raise ValueError("a turn needs at least 'role' and 'content'")
-        if not isinstance(data["content"], str):
-            raise ValueError(f"a turn's 'content' must be a string, not {type(data['content']).__name__}")
-        created = data.get("created")
-        return cls(
-            role=data["role"],
-            content=data["content"],
-            reasoning=data.get("reasoning"),
-            tool_calls=copy.deepcopy(data.get("tool_calls")),
-            tool_call_id=data.get("tool_call_id"),
-            status=data.get("status") or "ok",
-            model=data.get("model"),
-            created=float(created) if isinstance(created, (int, float)) else time.time(),
-            meta=copy.deepcopy(dict(data.get("meta") or {})),
-        )
+    def from_dict(cls, data: Any) -> Turn:
+        """A turn from its saved form, every field checked (conversation_file.py): a ValueError
+        naming the field otherwise."""
+        return cls(**check_turn(data))

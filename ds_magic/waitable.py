@@ -22,6 +22,10 @@ T = TypeVar("T")
 
 _log = logging.getLogger("ds_magic")
 _SLICE = 0.1
+#: What every ended Completion waits on: its own Event (a Condition, a lock and a deque, ~900 bytes)
+#: is let go once set, since Out[] keeps ended Responses for the whole session (benchmarks/soak.py).
+_ENDED = threading.Event()
+_ENDED.set()
 
 
 class Completion(Generic[T]):
@@ -45,7 +49,8 @@ class Completion(Generic[T]):
         with self._lock:
             if self._event.is_set():
                 return False
-            self._event.set()
+            self._event.set()  # wakes whoever waits on it now; later waits see _ENDED
+            self._event = _ENDED
             callbacks, self._callbacks = self._callbacks, []
         for cb in callbacks:
             try:

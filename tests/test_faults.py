@@ -10,13 +10,14 @@ Each row asserts the same four things:
 The offline server's faults are documented in ds_magic/testing/__init__.py; resume after a drop has
 its own module (test_resume.py), the kernel-level row (■ during a retry wait) is at the end. The
 hostile rows (issue 14) come from a raw server (tests/hostile.py) for shapes the offline server
-cannot send; the attacks themselves are tested in depth in test_hostile_server.py and
-test_cache_trust.py.
+cannot send; the attacks themselves are tested in depth in test_hostile_server.py,
+test_cache_trust.py and (hostile conversation files) test_conversation_import.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import threading
@@ -35,6 +36,7 @@ from ds_magic import (
     APITimeoutError,
     AuthenticationError,
     Client,
+    ConversationStore,
     DeepSeekError,
     EventTooLargeError,
     RateLimitError,
@@ -302,6 +304,43 @@ def test_planted_cache_rows(srv, tmp_path, plant):
     assert resp.join(BOUND) and resp.status == "ok" and resp.text == TEXT and not resp.cached
     assert victim.read_text() == "theirs" and victim.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in folder.iterdir()] == ([] if plant == "0777 folder" else ["responses.sqlite3"])
+
+
+#: Hostile conversation files (issue 14): each is refused with one line naming the field, before
+#: anything is stored (the attacks in depth: test_conversation_import.py).
+_TURNS = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+IMPORT_ROWS: dict[str, tuple[Any, str]] = {
+    "tool_calls a string": (
+        [{"name": "x", "turns": [_TURNS[0], {**_TURNS[1], "tool_calls": "zzz"}]}],
+        r"^conversations\[0\]\.turns\[1\]\.tool_calls: must be a list of tool calls, not a string$",
+    ),
+    "system a number": ([{"name": "x", "system": 12345, "turns": _TURNS}], r"^conversations\[0\]\.system: "),
+    "a control character in a name": ([{"name": "x\u202e", "turns": _TURNS}], r"^conversations\[0\]\.name: "),
+    "100k-deep JSON": ("[" * 100_000 + "]" * 100_000, "nested too deeply to read$"),
+    "120 MB": (None, r"^the file is 114\.4 MiB, more than the 32\.0 MiB an import reads"),
+}
+
+
+@pytest.mark.parametrize("name", list(IMPORT_ROWS))
+def test_hostile_import_rows(tmp_path, name):
+    doc, match = IMPORT_ROWS[name]
+    path = tmp_path / "import.json"
+    if doc is None:
+        with open(path, "wb") as f:
+            f.truncate(120 * 1000 * 1000)  # sparse: refused by its size, never read
+    else:
+        text = (
+            doc
+            if isinstance(doc, str)
+            else json.dumps({"format": "ds_magic.conversations", "version": 1, "conversations": doc})
+        )
+        path.write_text(text)
+    store = ConversationStore()
+    store.get("mine").add_user("kept")
+    with pytest.raises(ValueError) as info:
+        store.import_(path)
+    assert "\n" not in str(info.value) and re.search(match, str(info.value)), str(info.value)
+    assert store.names() == ["mine"] and len(store.get("mine")) == 1  # nothing stored, nothing changed
 
 
 def test_big_and_invalid_events_keep_all_the_text(srv):

@@ -333,3 +333,48 @@ def test_missing_key_says_how_to_set_one_in_the_notebook(srv, kernel_factory):
     assert "Client(api_key" not in r.error.evalue
     assert k.run("%%deepseek --dry-run\nhello", timeout=10).status == "ok"  # a dry run needs no key
     assert srv.requests == []
+
+
+def test_import_of_a_hostile_file_fails_the_cell_in_one_line_and_stores_nothing(srv, k, tmp_path):
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    turns = [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "", "tool_calls": call},  # an object, not a list of them
+        {"role": "tool", "tool_call_id": "c1", "content": "r"},
+        {"role": "assistant", "content": "a"},
+    ]
+    doc = {
+        "format": "ds_magic.conversations",
+        "version": 1,
+        "conversations": [{"name": "evil", "turns": turns}],
+    }
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(120 * 1000 * 1000)  # sparse: refused before anything is read
+    expected = {
+        bad: "conversations[0].turns[1].tool_calls: must be a list of tool calls, not an object",
+        deep: "nested too deeply to read",
+        big: "the file is 114.4 MiB, more than the 32.0 MiB an import reads (--max-mb N raises the cap)",
+    }
+    for path, message in expected.items():
+        r = k.run(f"%deepseek import {path}", timeout=30)
+        assert r.status == "error" and r.error.ename == "DeepSeekCellError", r.error
+        assert r.error.evalue.startswith(f"Could not import {path}: ") and message in r.error.evalue
+        assert "\n" not in r.error.evalue and "Traceback" not in r.stdout + r.stderr
+    assert "evil" not in k.run("%deepseek chats", timeout=10).stdout
+    small = k.run(f"%deepseek import {bad} --max-mb 0.0001", timeout=30)
+    assert (
+        small.status == "error" and "more than the 0.0 MiB an import reads (--max-mb N" in small.error.evalue
+    )
+    # The same conversation, well formed: it imports, and its next request is accepted.
+    turns[1]["tool_calls"] = [call]
+    bad.write_text(json.dumps(doc))
+    assert k.run(f"%deepseek import {bad}", timeout=30).stdout.strip() == "Imported: evil"
+    srv.enqueue(Script(text="fine", reasoning=""))
+    assert k.run("%%deepseek -c evil\nnext", timeout=30).status == "ok"
+    sent = srv.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool", "assistant", "user"]

@@ -81,6 +81,14 @@ def test_sockets_back_to_baseline(soak, result):
     assert f.other_sockets <= b.other_sockets, soak.report(result)
 
 
+def test_a_kept_response_holds_its_own_turn_not_the_history(soak, result):
+    # Out[] keeps every cell's Response: a finished conversation turn keeps only its system message
+    # and prompt in .request (parts.own_turn), so what they hold grows with the cells, not with
+    # cells x history (the quadratic growth of issue 14).
+    b, f = result.baseline, result.final
+    assert f.request_messages - b.request_messages <= 2 * (f.responses - b.responses), soak.report(result)
+
+
 def test_rss_growth_is_bounded(soak, result):
     # Generous: about 4 MB is measured for this run; the issue's goal for 1,000 cells is 20 MB.
     assert result.rss_growth_beyond_history < 20 * soak.MB, soak.report(result)

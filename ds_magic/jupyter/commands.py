@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..client import DEFAULT_BASE_URL
+from ..conversation_file import MAX_IMPORT_BYTES, FileTooLargeError
 from ..conversation_store import history_text
 from ..dialect import check_dialect, known_dialect
 from ..errors import DeepSeekError
@@ -77,10 +78,23 @@ def _export(settings: Settings, rest: list[str]) -> None:
 
 
 def _import(settings: Settings, rest: list[str]) -> None:
-    if len(rest) != 1:
-        raise DeepSeekCellError("Usage: %deepseek import FILE.json")
+    usage = "Usage: %deepseek import FILE.json [--max-mb N]"
+    max_bytes = MAX_IMPORT_BYTES
+    if len(rest) == 3 and rest[1] == "--max-mb":
+        try:
+            max_bytes = int(float(rest[2]) * 1024 * 1024)
+        except ValueError:
+            max_bytes = 0
+        if max_bytes <= 0:
+            raise DeepSeekCellError(usage)
+    elif len(rest) != 1:
+        raise DeepSeekCellError(usage)
     try:
-        names = session.store.import_(rest[0])
+        names = session.store.import_(rest[0], max_bytes=max_bytes)
+    except FileTooLargeError as exc:
+        raise DeepSeekCellError(
+            f"Could not import {rest[0]}: {exc.what} (--max-mb N raises the cap)"
+        ) from None
     except (OSError, ValueError) as exc:
         raise DeepSeekCellError(f"Could not import {rest[0]}: {exc}") from None
     print(f"Imported: {', '.join(names)}")
@@ -142,16 +156,19 @@ def _cache(settings: Settings, rest: list[str]) -> Any:
 
     store = default_cache()
     action = rest[0] if rest else "stats"
-    if action == "stats":
+    if action not in ("stats", "clear"):
+        raise DeepSeekCellError("Usage: %deepseek cache stats | clear")
+    try:
+        if action == "clear":
+            store.clear()
+            print("Response cache cleared.")
+            return None
         st = store.stats()
-        for key, value in st.items():
-            print(f"{key}: {value}")
-        return st
-    if action == "clear":
-        store.clear()
-        print("Response cache cleared.")
-        return None
-    raise DeepSeekCellError("Usage: %deepseek cache stats | clear")
+    except DeepSeekError as exc:  # a folder it cannot trust, a damaged file: one line with the fix
+        raise cell_error(exc) from None
+    for key, value in st.items():
+        print(f"{key}: {value}")
+    return st
 
 
 def _chat(settings: Settings, rest: list[str]) -> Any:

@@ -1,12 +1,14 @@
 """``%load_ext ds_magic`` / ``%unload_ext ds_magic``: register and remove everything, once per kernel.
 
-Loaded: the magics (and their ``%config`` settings), the ``Response`` display, the kernel hooks
-(kernel_hooks.py) and, inside a kernel, the batch progress view (batch_view.py), registered with the
-core's ``batch`` so that ``batch(progress=True)`` shows it (the core never imports a widget library).
+Loaded: the magics (and their ``%config`` settings), the ``Response`` display, the notebook wording
+of what the core logs (errors.py), the kernel hooks (kernel_hooks.py) and, inside a kernel, the batch
+progress view (batch_view.py), registered with the core's ``batch`` so that ``batch(progress=True)``
+shows it (the core never imports a widget library).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
@@ -16,6 +18,7 @@ from ..batch_result import BatchResult
 from ..batching import register_progress_view
 from . import display, kernel_hooks
 from .batch_view import BatchProgressView
+from .errors import LOG_WORDING
 from .magics import DeepSeekMagics
 from .session import session
 
@@ -32,6 +35,7 @@ def load(ip: InteractiveShell) -> None:
         configurables.append(magics)
     session.settings = magics
     display.register(ip)
+    logging.getLogger("ds_magic").addFilter(LOG_WORDING)  # what the core logs, in notebook terms
     kernel_hooks.install(ip, magics, magics.run_async)
     if kernel_hooks.in_kernel(ip):
         register_progress_view(_show_progress)
@@ -58,3 +62,4 @@ def unload(ip: InteractiveShell) -> None:
     if magics in configurables:
         configurables.remove(magics)
     display.unregister(ip)
+    logging.getLogger("ds_magic").removeFilter(LOG_WORDING)

@@ -62,6 +62,12 @@ class LiveUpdate:
 
     def start(self) -> None:
         self.resp.add_listener(self._listener)
+        # The request streams from the moment it was sent, and a listener gets only what comes after
+        # it was added: text that came before (on a warm connection, the first words, then perhaps a
+        # stall) is drawn now, on the engine loop like a trailing update, not at the next event.
+        resp = self.resp
+        if resp.chars or resp.tool_calls:
+            self._schedule(0.0)
 
     def stop(self) -> None:
         self._stopped = True
@@ -85,10 +91,15 @@ class LiveUpdate:
         self._throttle.interval = max(self._base_interval, resp.timing.elapsed / 30)
         if self._throttle.ready(resp.chars):  # chars, not len(text_so_far): that joins every piece
             self.render_now()
-        elif not self._scheduled:
+        else:
+            self._schedule(self._throttle.interval)
+
+    def _schedule(self, delay: float) -> None:
+        """A trailing update after ``delay`` seconds, unless one is due already."""
+        if not self._scheduled:
             self._scheduled = True
             loop = get_engine().loop
-            loop.call_soon_threadsafe(lambda: loop.call_later(self._throttle.interval, self._trailing))
+            loop.call_soon_threadsafe(lambda: loop.call_later(delay, self._trailing))
 
     def _trailing(self) -> None:
         self._scheduled = False
