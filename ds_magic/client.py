@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .deadlines import Timeout
-from .dialect import DialectError, Wire, check_dialect, known_dialect, to_openai
+from .dialect import Wire, check_dialect, known_dialect, to_openai
 from .engine import get_engine
-from .errors import MissingAPIKeyError, SecretInPromptError, scrubbing
+from .errors import DialectError, MissingAPIKeyError, SecretInPromptError, scrubbing
 from .guard import Finding, check_messages, mask_key
 from .request import plan_request
 from .response import Response, ResponseWriter

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from .errors import DeepSeekError
+from .errors import DialectError
 from .types import StatusEvent
 
 __all__ = [
@@ -57,10 +57,6 @@ _lock = threading.Lock()
 _known: dict[str, str] = {}  # base URL -> dialect, said by the server or registered
 _answers: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 _notes: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-
-
-class DialectError(DeepSeekError):
-    """A DeepSeek-only feature asked of a server that speaks another dialect."""
 
 
 def check_dialect(value: Any) -> str | None:

@@ -18,7 +18,8 @@
      │   └─ EventTooLargeError (limit)   one line or event over max_event_bytes
      ├─ StreamError (partial)            an error object sent inside a 200 stream
      ├─ SecretInPromptError (findings)   the prompt looks like it holds a secret: not sent
-     └─ CacheError (path)                the response cache folder or file is not safe or not usable
+     ├─ CacheError (path)                the response cache folder or file is not safe or not usable
+     └─ DialectError                     a DeepSeek-only feature asked of a server of another dialect
 
 Every message is one line that says what to do next. The API key never appears in any of
 them, nor in any attribute that holds server text or a server body: :func:`redact` scrubs the
@@ -52,6 +53,7 @@ __all__ = [
     "StreamDecodeError",
     "StreamError",
     "SecretInPromptError",
+    "DialectError",
     "RedirectError",
     "EventTooLargeError",
     "CacheError",
@@ -370,3 +372,7 @@ class CacheError(DeepSeekError):
     def __init__(self, message: str, hint: str, path: str) -> None:
         self.path = path
         super().__init__(message, hint)
+
+
+class DialectError(DeepSeekError):
+    """A DeepSeek-only feature (the balance, say) asked of a server that speaks another dialect."""

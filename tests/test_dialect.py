@@ -270,3 +270,16 @@ def test_deepseek_mode_names_itself_with_the_openai_sdk():
         assert raw.headers["x-ds-magic-dialect"] == "deepseek"
         assert httpx.get(server.url + "/_offline/dialect").json() == {"dialect": "deepseek"}
         assert len(server.requests) == 1  # the question about the dialect is not recorded
+
+
+def test_a_cell_on_an_openai_server_says_cost_unknown_and_sends_no_thinking(kernel_factory):
+    """In a real kernel: --no-thinking is not sent to a plain OpenAI-compatible server (no 422), and
+    the footer the notebook keeps says the cost is unknown instead of pricing it at DeepSeek's rates."""
+    with OfflineServer(dialect="openai") as server:
+        k = kernel_factory(env={"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": server.url})
+        r = k.run("%%deepseek --no-thinking\nhello there", timeout=60)
+        assert r.status == "ok", r.error
+        final = [m for m in r.outputs if m["msg_type"] == "update_display_data"][-1]["content"]["data"]
+        footer = final["text/plain"].rsplit("\n— ", 1)[-1]
+        assert "cost unknown" in footer and "$" not in footer
+        assert "thinking" not in server.requests[-1].body

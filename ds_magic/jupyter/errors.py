@@ -19,6 +19,7 @@ from ..errors import (
     AuthenticationError,
     CacheError,
     DeepSeekError,
+    DialectError,
     EventTooLargeError,
     MissingAPIKeyError,
     RedirectError,
@@ -76,6 +77,7 @@ CELL_HINTS: dict[type[DeepSeekError], Hint] = {
     EventTooLargeError: "the server or a proxy in between is misbehaving; check DEEPSEEK_BASE_URL "
     "(or %config DeepSeekMagics.base_url); the partial answer is kept",
     CacheError: _cache_hint,
+    DialectError: "if that server really is DeepSeek's, say so: %config DeepSeekMagics.dialect = 'deepseek'",
 }
 
 #: The chat has no cell to run again and no cell options: its own words for those two.

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..dialect import answer_dialect, answer_note
 from ..engine import get_engine
 from ..pricing import cost_of
 from ..response import Response
@@ -111,7 +112,8 @@ def status_text(resp: Response) -> str:
     """The one status line: waiting, queued, retrying, thinking, streaming, or how it ended."""
     st = resp.status
     if st == "ok":
-        return "cached" if resp.cached else "done"
+        note = answer_note(resp)  # DeepSeek-only options this server was not sent
+        return ("cached" if resp.cached else "done") + (f" · {note}" if note else "")
     if st == "cancelled":
         return f"cancelled after {resp.timing.tokens} tokens"
     if st in ("error", "interrupted"):
@@ -138,13 +140,16 @@ def footer_text(resp: Response) -> str:
     """The footer of an answer that has ended (or the state so far)."""
     t = resp.timing
     cost = cost_of(resp)
+    shown = str(cost) if cost is not None else None
+    if shown is None and answer_dialect(resp) == "openai":
+        shown = "cost unknown"  # no DeepSeek prices for another server's answer (set_prices to give some)
     return format_footer(
         ttft=t.time_to_first_token,
         tokens=t.tokens,
         tokens_per_second=t.tokens_per_second,
         elapsed=t.total if t.total is not None else t.elapsed,
         cache_hit_tokens=resp.usage.cache_hit_tokens if resp.usage else 0,
-        cost=str(cost) if cost is not None else None,
+        cost=shown,
         cached=resp.cached,
         status=resp.status,
         retries=resp.retries,
