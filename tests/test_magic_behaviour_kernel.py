@@ -89,12 +89,8 @@ def test_stats_fails_in_a_fresh_kernel_with_no_run_records(kernel_factory, serve
     assert_stats_fails_with_one_line(fresh.run("%deepseek stats", timeout=30))
 
 
-# The public way to clear the records: ds_magic.clear_records() (the restructure's records API); on a
-# branch that does not have it yet, today's ds_magic.records.clear().
-CLEAR_RECORDS = (
-    "import ds_magic\n"
-    "(ds_magic.clear_records if hasattr(ds_magic, 'clear_records') else ds_magic.records.clear)()"
-)
+# The public way to clear the records.
+CLEAR_RECORDS = "import ds_magic\nds_magic.clear_records()"
 
 
 def test_stats_fails_after_the_records_are_cleared(srv, k):
