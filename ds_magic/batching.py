@@ -148,15 +148,19 @@ def batch(
         prompts = [_render(template_or_prompts, x) for x in inputs]
     client = client if client is not None else Client()
     if not params.get("allow_secrets"):
-        # The outbound guard (guard.py) once, for every item, before anything is sent.
-        for i, p in enumerate(prompts):
-            found = client.find_secrets([(f"item {i}", str(p))])
+        # The outbound guard (guard.py) once, for every item and the system prompt, before anything
+        # is sent; the items' own chat() calls on the engine loop then need not scan them again.
+        texts = [(f"item {i}", str(p)) for i, p in enumerate(prompts)]
+        if system:
+            texts.append(("system prompt", system))
+        for text in texts:
+            found = client.find_secrets([text])
             if found:
                 raise SecretInPromptError(found)
     # Check the parameters once, here, rather than failing every item on the engine.
     body_params = {k: v for k, v in params.items() if k not in ("beta", "timeout", "allow_secrets")}
     build_body([{"role": "user", "content": "."}], model or client.model, **body_params)
-    chat_kwargs: dict[str, Any] = {**params, "model": model, "system": system}
+    chat_kwargs: dict[str, Any] = {**params, "model": model, "system": system, "allow_secrets": True}
     if cache is not None:
         chat_kwargs["cache"] = cache
     result = BatchResult(

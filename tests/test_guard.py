@@ -92,6 +92,13 @@ def test_batch_checks_every_item_before_sending_anything(srv):
     assert srv.requests == []
 
 
+def test_batch_checks_its_system_prompt_before_sending_anything(srv):
+    client = Client(api_key=KEY, base_url=srv.url)
+    with pytest.raises(SecretInPromptError, match="system prompt"):
+        ds_magic.batch(["a", "b"], client=client, system=f"use {SAMPLES['GitHub token']}", progress=False)
+    assert srv.requests == []
+
+
 def test_magic_refuses_and_allow_secrets_passes(srv, kernel_factory):
     k = kernel_factory(env={"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": srv.url})
     secret = SAMPLES["API key (sk-…)"]
