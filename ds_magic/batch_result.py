@@ -23,6 +23,7 @@ from .client import Client
 from .engine import get_engine
 from .pricing import cost_of
 from .response import Response
+from .structured_result import StructuredItems
 from .tables import as_table
 from .waitable import Completion
 
@@ -61,12 +62,23 @@ class BatchResult:
         concurrency: int,
         chat_kwargs: dict[str, Any],
         index: Any = None,
+        item_kwargs: list[dict[str, Any]] | None = None,
+        structured: StructuredItems | None = None,
     ) -> None:
         self.inputs = inputs
-        self.prompts = prompts
+        self.prompts = list(prompts)  # the schedule replaces a retried item's prompt in its own list
         self.index = index
         self.max_concurrency = concurrency
-        self._schedule = Schedule(prompts, client=client, concurrency=concurrency, chat_kwargs=chat_kwargs)
+        #: schema=: each item's answer checked against the schema (structured_result.py), else None.
+        self.structured = structured
+        self._schedule = Schedule(
+            prompts,
+            client=client,
+            concurrency=concurrency,
+            chat_kwargs=chat_kwargs,
+            item_kwargs=item_kwargs,
+            followup=structured.followup if structured is not None else None,
+        )
         self._completion: Completion[BatchResult] = Completion(self, self.cancel)
         self._progress: Progress | None = None
         self._started = False
@@ -149,8 +161,17 @@ class BatchResult:
 
     @property
     def failed(self) -> list[int]:
-        """Indices of the items that ended in an error (waits)."""
+        """Indices of the items that ended in an error (waits); with ``schema=``, also invalid answers."""
+        if self.structured is not None:
+            return sorted(self.structured.errors(self.responses))
         return [i for i, r in enumerate(self.responses) if r.status in ("error", "interrupted")]
+
+    @property
+    def values(self) -> list[Any]:
+        """``schema=``: each item's validated value (a dict, model or dataclass), None if it has none."""
+        if self.structured is None:
+            raise AttributeError("values needs a batch with schema=; use texts for plain answers")
+        return self.structured.values(self.responses)
 
     @property
     def concurrency(self) -> int:
@@ -167,7 +188,11 @@ class BatchResult:
 
         A pandas DataFrame (indexed like the input Series/DataFrame) when pandas is installed, else
         a list of dicts. ``cost`` is an estimate in USD, 0 for cache hits.
+        With ``schema=``: one column per field, then status, error, tokens, cost, latency, attempts
+        (StructuredItems.table), so that ``df.join(result.table())`` lines up with the input.
         """
+        if self.structured is not None:
+            return self.structured.table(self.responses, self.index, as_dataframe)
         rows = []
         for item, r in zip(self.inputs, self.responses, strict=True):
             t = r.timing

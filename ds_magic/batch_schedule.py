@@ -40,7 +40,11 @@ from .errors import (
 from .response import Response, ResponseWriter
 from .retry import RetryPolicy, is_retryable_status
 
-__all__ = ["Schedule", "MAX_RATE_LIMIT_RETRIES"]
+__all__ = ["Schedule", "MAX_RATE_LIMIT_RETRIES", "Followup"]
+
+#: ``followup(i, response)`` on the engine loop after item ``i`` ended ok: a new prompt to send for
+#: the same item instead (its result replaces this one), or None to keep it.
+Followup = Callable[[int, Response], "str | list[dict[str, Any]] | None"]
 
 # A 429 item is sent again at most this many times; the limit is lowered on the way, so this only
 # runs out when other clients of the same account keep the cap full for minutes.
@@ -71,8 +75,14 @@ class Schedule:
         client: Client,
         concurrency: int,
         chat_kwargs: dict[str, Any],
+        item_kwargs: list[dict[str, Any]] | None = None,
+        followup: Followup | None = None,
     ) -> None:
         self.prompts = prompts
+        # compare(): each (item, variant) pair has its own model / system / temperature.
+        self._item_kwargs = item_kwargs
+        # schema=: an ok answer that is invalid is sent once more (structured_result.py).
+        self._followup = followup
         self.max_concurrency = concurrency
         self.limit = concurrency
         #: (seconds since the start, limit) at each change of the limit.
@@ -217,7 +227,10 @@ class Schedule:
     async def _attempt(self, i: int, epoch: int) -> None:
         try:
             try:
-                resp = self._client.chat(self.prompts[i], **self._chat_kwargs)
+                kwargs = self._chat_kwargs
+                if self._item_kwargs is not None:
+                    kwargs = {**kwargs, **self._item_kwargs[i]}
+                resp = self._client.chat(self.prompts[i], **kwargs)
             except Exception as exc:  # e.g. a malformed message list for this one item
                 resp = Response(model=self._model)
                 err = exc if isinstance(exc, DeepSeekError) else DeepSeekError(f"{type(exc).__name__}: {exc}")
@@ -236,6 +249,13 @@ class Schedule:
         usage = resp.usage
         self._tokens_done += usage.completion_tokens if usage is not None else resp.timing.tokens
         status, err = resp.status, resp.error
+        if status == "ok" and self._followup is not None and not self.cancel_requested:
+            again = self._followup(i, resp)
+            if again is not None:  # sent again at once, first in line; the answer so far is replaced
+                self.prompts[i] = again
+                self._state[i] = "pending"
+                self._queue.appendleft(i)
+                return
         if status == "ok":
             self._state[i] = "ok"
             self._counts["ok"] += 1

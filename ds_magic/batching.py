@@ -27,6 +27,8 @@ from .client import Client
 from .errors import SecretInPromptError
 from .interpolate import interpolate
 from .request import build_body
+from .structured import as_schema
+from .structured_result import StructuredItems
 
 __all__ = ["batch", "register_progress_view", "ProgressViewFactory"]
 
@@ -114,6 +116,7 @@ def batch(
     system: str | None = None,
     cache: Any = None,
     progress: bool | str | Progress | None = True,
+    schema: Any = None,
     **params: Any,
 ) -> BatchResult:
     """Run many prompts (or one template over many items) and return a :class:`BatchResult` at once.
@@ -128,6 +131,9 @@ def batch(
     ``progress``: True (the notebook view once the notebook layer is loaded, else a line on stderr
     in a terminal), False, ``"text"``, ``"widget"``, or a callable that gets a
     :class:`BatchProgress` on the engine thread (keep it quick).
+    ``schema``: ``dict``, a JSON Schema, a pydantic model or a dataclass: JSON mode with the schema in
+    the system prompt, each answer validated, sent back once with the error; ``result.table()`` has a
+    column per field and ``result.values`` the validated values (structured.py).
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -146,6 +152,13 @@ def batch(
             )
         inputs, index = _as_list(items, "items")
         prompts = [_render(template_or_prompts, x) for x in inputs]
+    structured = None
+    if schema is not None:
+        if "response_format" in params:
+            raise TypeError("schema= sets JSON mode itself: leave response_format out")
+        structured = StructuredItems(as_schema(schema), prompts)
+        system = structured.schema.system_prompt(system)
+        params["response_format"] = {"type": "json_object"}
     client = client if client is not None else Client()
     if not params.get("allow_secrets"):
         # The outbound guard (guard.py) once, for every item and the system prompt, before anything
@@ -164,7 +177,18 @@ def batch(
     if cache is not None:
         chat_kwargs["cache"] = cache
     result = BatchResult(
-        prompts, inputs, client=client, concurrency=concurrency, chat_kwargs=chat_kwargs, index=index
+        prompts,
+        inputs,
+        client=client,
+        concurrency=concurrency,
+        chat_kwargs=chat_kwargs,
+        index=index,
+        structured=structured,
     )
     result.start(_pick_progress(progress, result))
     return result
+
+
+# For compare.py, which builds its (item, variant) pairs the way batch builds its items.
+items_and_index = _as_list
+render_item = _render

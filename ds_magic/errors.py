@@ -19,7 +19,8 @@
      ├─ StreamError (partial)            an error object sent inside a 200 stream
      ├─ SecretInPromptError (findings)   the prompt looks like it holds a secret: not sent
      ├─ CacheError (path)                the response cache folder or file is not safe or not usable
-     └─ DialectError                     a DeepSeek-only feature asked of a server of another dialect
+     ├─ DialectError                     a DeepSeek-only feature asked of a server of another dialect
+     └─ StructuredOutputError (problem)  an answer that is not valid against its schema, even after the retry
 
 Every message is one line that says what to do next. The API key never appears in any of
 them, nor in any attribute that holds server text or a server body: :func:`redact` scrubs the
@@ -57,6 +58,7 @@ __all__ = [
     "RedirectError",
     "EventTooLargeError",
     "CacheError",
+    "StructuredOutputError",
     "MIN_SECRET_CHARS",
     "redact",
     "redact_json",
@@ -376,3 +378,16 @@ class CacheError(DeepSeekError):
 
 class DialectError(DeepSeekError):
     """A DeepSeek-only feature (the balance, say) asked of a server that speaks another dialect."""
+
+
+class StructuredOutputError(DeepSeekError):
+    """An answer of a ``schema=`` batch that is not valid against the schema, after the one retry
+    with the validation error fed back (structured_result.py). ``problem`` is what was wrong."""
+
+    def __init__(self, problem: str, attempts: int) -> None:
+        self.problem = problem
+        self.attempts = attempts
+        super().__init__(
+            f"the answer does not match the schema after {attempts} tries: {problem}",
+            "check the schema and the prompt (or raise max_tokens if the answer was cut off)",
+        )

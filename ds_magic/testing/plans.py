@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .script import Script, parse_directives
+from .shaped import shaped_answer
 from .validate import Reject, thinking_on
 from .wire import (
     ChunkMaker,
@@ -117,7 +118,7 @@ def make_plan(
     reasoning, answer = _texts(messages[-1], script, question, beta, thinking)
     fmt = body.get("response_format")
     if script.text is None and isinstance(fmt, dict) and fmt.get("type") == "json_object":
-        answer = json_answer(question)
+        answer = shaped_answer(body, question) or json_answer(question)
 
     finish = script.finish_reason
     if script.tool_calls and finish == "stop":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,9 @@ class Script:
     answer_tokens: int | None = None
     #: Put the last piece of the answer on the finish chunk (seen in real captures, §2.5).
     finish_with_text: bool = False
+    #: A regular expression: only a request it matches takes this script (see :func:`take_script`),
+    #: so a test can script chosen items of a concurrent batch, or one variant of a comparison.
+    match: str | None = None
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -97,6 +101,11 @@ class Script:
             raise ValueError("keepalive_interval must be > 0")
         if self.answer_tokens is not None and self.answer_tokens < 0:
             raise ValueError("answer_tokens must be >= 0")
+        if self.match is not None:
+            try:
+                re.compile(self.match)
+            except re.error as exc:
+                raise ValueError(f"match is not a regular expression: {exc}") from None
 
     @classmethod
     def from_json(cls, data: Any) -> Script:
@@ -164,3 +173,28 @@ def apply_overrides(script: Script, overrides: dict[str, Any]) -> Script:
     if not overrides:
         return script
     return dataclasses.replace(script, **overrides)
+
+
+def request_text(body: dict[str, Any]) -> str:
+    """What ``Script.match`` is searched in: the model, then each message's text, one per line."""
+    lines = [str(body.get("model", ""))]
+    for msg in body.get("messages") or []:
+        content = msg.get("content") if isinstance(msg, dict) else None
+        if isinstance(content, list):
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        lines.append(content if isinstance(content, str) else "")
+    return "\n".join(lines)
+
+
+def take_script(queue: deque[Script], body: dict[str, Any]) -> Script | None:
+    """Remove and return the first queued script for this request: one without ``match``, or one whose
+    ``match`` is found (``re.search``) in :func:`request_text`; None when none fits (the default answer)."""
+    text: str | None = None
+    for k, script in enumerate(queue):
+        if script.match is not None:
+            text = request_text(body) if text is None else text
+            if re.search(script.match, text) is None:
+                continue
+        del queue[k]
+        return script
+    return None

@@ -22,7 +22,7 @@ from .framing import Conn, Exchange, Hooks, Request, send_error, send_json, serv
 from .loop import LoopThread
 from .plans import PromptCache, directives, make_plan
 from .records import Disconnect, RecordedRequest
-from .script import Script, apply_overrides
+from .script import Script, apply_overrides, take_script
 from .validate import Reject, auth_error, check_openai, models, validate
 
 CHAT_PATHS = frozenset({"/chat/completions", "/v1/chat/completions", "/beta/chat/completions"})
@@ -365,7 +365,7 @@ class OfflineServer:
                 check_openai(body)
             overrides, question = directives(body["messages"])
             with self._cond:
-                script = self._queue.popleft() if self._queue else None
+                script = take_script(self._queue, body)
             if script is None:
                 script = Script(tokens_per_second=self.default_tokens_per_second, ttft=self.default_ttft)
             try:
