@@ -52,6 +52,9 @@ _LAZY = {
     "RedactRules": "redact",
     "batch": "batching",
     "BatchResult": "batch_result",
+    "compare": "compare",
+    "Comparison": "comparison",
+    "StructuredOutputError": "errors",
     "split_text": "split",
     "ResponseCache": "cache",
     "records": "run_records",
@@ -68,6 +71,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
     from .batching import batch
     from .cache import ResponseCache
     from .client import DEFAULT_MODEL, Client
+    from .compare import compare
+    from .comparison import Comparison
     from .conversation import Conversation
     from .conversation_store import ConversationStore
     from .deadlines import Timeout
@@ -90,6 +95,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         StreamDecodeError,
         StreamError,
         StreamInterruptedError,
+        StructuredOutputError,
     )
     from .metrics import serve_metrics
     from .redact import RedactRules

@@ -192,3 +192,4 @@ def batch(
 # For compare.py, which builds its (item, variant) pairs the way batch builds its items.
 items_and_index = _as_list
 render_item = _render
+pick_progress = _pick_progress
