@@ -57,6 +57,11 @@ def prepare(settings: Settings, shell: InteractiveShell, options: CellOptions, c
         raise DeepSeekCellError(
             f"Unexpected words after %%deepseek: {' '.join(options.words)!r} — put the prompt in the cell body"
         )
+    if options.schema and not options.each:
+        raise DeepSeekCellError(
+            f"--schema {options.schema} needs --each VAR: a schema'd answer per item of VAR "
+            "(for one answer, use --json)"
+        )
     prompt = cell.strip("\n").rstrip()
     if not prompt.strip():
         raise DeepSeekCellError("The cell is empty: write your prompt on the lines below %%deepseek")
@@ -125,6 +130,8 @@ def start_batch(settings: Settings, shell: InteractiveShell, call: CellCall) -> 
     model = params.pop("model")
     msgs = call.messages or []
     system = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else None
+    if call.options.schema:
+        params["schema"] = schema_named(shell, call.options.schema)
     try:
         result = batch(
             call.prompt,
@@ -140,6 +147,15 @@ def start_batch(settings: Settings, shell: InteractiveShell, call: CellCall) -> 
     if call.options.out:
         shell.user_ns[call.options.out] = result
     return result
+
+
+def schema_named(shell: InteractiveShell, name: str) -> Any:
+    """``--schema NAME``: the namespace's NAME (``dict`` means any JSON object)."""
+    if name in shell.user_ns:
+        return shell.user_ns[name]
+    if name == "dict":
+        return dict
+    raise DeepSeekCellError(f"--schema {name}: no variable named {name!r} in the namespace")
 
 
 def start(

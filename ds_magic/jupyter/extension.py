@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from ..batch_progress import Progress
 from ..batch_result import BatchResult
 from ..batching import register_progress_view
-from . import display, kernel_hooks
+from . import compare_view, display, kernel_hooks
 from .batch_view import BatchProgressView
 from .errors import LOG_WORDING
 from .magics import DeepSeekMagics
@@ -35,6 +35,7 @@ def load(ip: InteractiveShell) -> None:
         configurables.append(magics)
     session.settings = magics
     display.register(ip)
+    compare_view.register(ip)
     logging.getLogger("ds_magic").addFilter(LOG_WORDING)  # what the core logs, in notebook terms
     kernel_hooks.install(ip, magics, magics.run_async)
     if kernel_hooks.in_kernel(ip):
@@ -62,4 +63,5 @@ def unload(ip: InteractiveShell) -> None:
     if magics in configurables:
         configurables.remove(magics)
     display.unregister(ip)
+    compare_view.unregister(ip)
     logging.getLogger("ds_magic").removeFilter(LOG_WORDING)

@@ -65,6 +65,12 @@ _OPTIONS = [
         help="Run the cell as a template over the list/Series VAR ({item} is each element); no history.",
     ),
     _opt(
+        "--schema",
+        metavar="NAME",
+        help="With --each: each answer is JSON valid against NAME (a pydantic model, a dataclass, a JSON "
+        "Schema dict, or dict); VAR.table() has a column per field.",
+    ),
+    _opt(
         "--allow-secrets",
         action="store_true",
         help="Send the prompt even if it looks like it holds a secret (an API key, a private key).",
@@ -95,6 +101,7 @@ class CellOptions:
     raw: bool
     cache: bool
     each: str | None
+    schema: str | None
     allow_secrets: bool
     words: list[str]
 
