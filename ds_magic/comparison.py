@@ -87,6 +87,11 @@ class Comparison:
         self._score = score
         self._cells: list[list[Cell]] | None = None
 
+    @property
+    def scores_accuracy(self) -> bool:
+        """Whether each score is 1 or 0, right or wrong: ``score=`` a field the items also have."""
+        return isinstance(self._score, str) and all(_field_of(x, self._score)[0] for x in self.inputs)
+
     # ----------------------------------------------------------------- the batch's handle
     def wait(self, timeout: float | None = None) -> Comparison:
         """Block until every pair has ended (TimeoutError after ``timeout`` s); Ctrl-C / ■ cancels."""

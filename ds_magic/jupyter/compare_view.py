@@ -10,6 +10,7 @@ still running shows its one-line ``repr`` (the formatter returns None, so only t
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from typing import Any
 
 from ..comparison import Cell, Comparison, VariantSummary
@@ -29,26 +30,39 @@ _STYLE = (
     "vertical-align:top;text-align:left}"
     ".ds-compare td>div{max-height:8em;overflow:auto}"
     ".ds-compare td p{margin:0}"
-    ".ds-compare .ds-sum td{font-weight:600;border-top:2px solid rgba(128,128,128,.6)}"
+    # the header and the summary row stay in view while the grid scrolls (JupyterLab's theme colour)
+    ".ds-compare th{position:sticky;top:0;background:var(--jp-layout-color0,#fff)}"
+    ".ds-compare .ds-sum td{font-weight:600;border-top:2px solid rgba(128,128,128,.6);"
+    "position:sticky;bottom:0;background:var(--jp-layout-color0,#fff)}"
     ".ds-compare .ds-err{opacity:.75;font-style:italic}"
     ".ds-compare small{opacity:.7;font-weight:normal}"
     "</style>"
 )
 
 
-def _item(item: Any) -> str:
-    text = str(item)
+def _short(value: Any) -> str:
+    text = str(value)
     if len(text) > _ITEM_CHARS:
         text = text[: _ITEM_CHARS - 1] + "…"
     return html.escape(text)
 
 
-def _answer(cell: Cell, structured: bool) -> str:
+def _item(item: Any) -> str:
+    """An item as text; a dict (a DataFrame row) as its fields, one a line."""
+    if isinstance(item, Mapping):
+        return "<br>".join(f"<small>{_short(k)}</small> {_short(v)}" for k, v in item.items())
+    return _short(item)
+
+
+def _answer(cell: Cell, structured: bool, accuracy: bool) -> str:
     if cell.status != "ok":
         return f'<div class="ds-err">{html.escape(cell.status)}: {html.escape(cell.error or "")}</div>'
     shown = cell.shown or ""
     body = html.escape(shown) if structured else markdown_to_safe_html(shown)
-    score = f" <small>score {cell.score:g}</small>" if cell.score is not None else ""
+    score = ""
+    if cell.score is not None:
+        mark = {1.0: "✓", 0.0: "✗"}.get(cell.score) if accuracy else None
+        score = f" <small>{mark or f'score {cell.score:g}'}</small>"
     return f"<div>{body}{score}</div>"
 
 
@@ -70,6 +84,8 @@ def comparison_html(cmp: Comparison) -> str | None:
     if not cmp.done:
         return None
     structured = cmp.batch.structured is not None
+    accuracy = cmp.scores_accuracy
+    labels = list(cmp.index) if cmp.index is not None else None
     head = "".join(
         f"<th>{html.escape(v)}<br><small>{html.escape(m)}</small></th>"
         for v, m in zip(cmp.variants, cmp.models, strict=True)
@@ -81,8 +97,9 @@ def comparison_html(cmp: Comparison) -> str | None:
                 f'<tr><td colspan="{len(cells) + 1}">… {len(cmp.inputs) - MAX_ROWS} more items</td></tr>'
             )
             break
-        answers = "".join(f"<td>{_answer(c, structured)}</td>" for c in cells)
-        rows.append(f"<tr><td>{_item(item)}</td>{answers}</tr>")
+        answers = "".join(f"<td>{_answer(c, structured, accuracy)}</td>" for c in cells)
+        label = f"<small>{_short(labels[i])}</small><br>" if labels is not None else ""
+        rows.append(f"<tr><td>{label}{_item(item)}</td>{answers}</tr>")
     summary = "".join(f"<td>{_summary(s)}</td>" for s in cmp.summaries())
     rows.append(f'<tr class="ds-sum"><td>all {len(cmp.inputs)} items</td>{summary}</tr>')
     return (
