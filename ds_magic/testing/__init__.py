@@ -13,9 +13,12 @@ completion on /beta, cache-hit counts) and can be scripted to misbehave::
         server.requests[-1].body                 # what the client sent
         server.wait_for_disconnect(2)            # after a cancel: when the server saw the socket close
 
-Each /chat/completions request that passes auth and validation takes the next queued ``Script``;
-with none queued it gets the default answer (a short Markdown text that says it is an offline
-stand-in). Other processes can drive a running server over HTTP: ``POST /_offline/script`` (a JSON
+Each /chat/completions request that passes auth and validation takes the next queued ``Script``
+(the first one whose ``match``, a regular expression, is found in the model and the message texts,
+one per line; a script without ``match`` fits any request); with none it gets the default answer (a
+short Markdown text that says it is an offline stand-in). In JSON mode the default is a JSON object:
+shaped by the JSON Schema in a ```json fence of the system prompt when there is one (how
+``schema=`` asks; shaped.py), else a generic one. Other processes can drive a running server over HTTP: ``POST /_offline/script`` (a JSON
 object, or a list, of Script fields), ``GET /_offline/requests`` (Authorization shown as ``****``),
 ``GET /_offline/disconnects``, ``GET /_offline/state``, ``POST /_offline/reset``.
 
