@@ -82,6 +82,8 @@ class StructuredItems:
             value = parse_answer(resp.text_so_far, self.schema)
         except ValueError as exc:
             problem = str(exc)
+            if resp.finish_reason == "length":  # deepseek-api.md §4.5: set max_tokens high enough
+                problem += " (the answer was cut off at max_tokens)"
         with self._lock:
             self._checked[i] = (resp, value, problem)
         return value, problem

@@ -98,3 +98,11 @@ def test_a_running_comparison_shows_its_text_only(srv, k):
     data = [m for m in r.outputs if m["msg_type"] == "execute_result"][0]["content"]["data"]
     assert "text/html" not in data and data["text/plain"].startswith("<Comparison of a: <BatchResult running")
     k.run("c2.cancel(); c2.wait(30)", timeout=40).raise_for_error()
+
+
+def test_schema_dict_means_any_object(srv, k):
+    srv.reset()
+    r = k.run("%%deepseek --each mails --schema dict -o anyobj --no-thinking\nJSON about {item}", timeout=60)
+    assert r.status == "ok", r.error
+    cols = k.run("print(list(anyobj.table().columns))", timeout=30).raise_for_error().stdout
+    assert cols.startswith("['offline', 'note', 'prompt', 'status'")  # the stand-in's generic object

@@ -287,3 +287,11 @@ def test_parse_answer_round_trips_any_object(obj):
         LABEL.validate(obj)
     except ValueError as exc:
         assert str(exc)
+
+
+def test_an_answer_cut_off_at_max_tokens_says_so(srv):
+    srv.enqueue(*[Script(text='{"label": "spam", "score": 12345678}', match=r"item 0\.")] * 2)
+    rows = run(srv, [0], LABEL_SCHEMA, max_tokens=4).table(as_dataframe=False)
+    assert rows[0]["status"] == "error"
+    assert "(the answer was cut off at max_tokens)" in rows[0]["error"]
+    assert srv.requests[1].body["messages"][-1]["content"].count("cut off at max_tokens") == 1
