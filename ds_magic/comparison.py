@@ -171,21 +171,22 @@ class Comparison:
         return float(value)
 
     # ----------------------------------------------------------------- tables
-    def table(self, *, as_dataframe: bool | None = None) -> Any:
-        """A row per item: ``input``, an answer column per variant, and ``<variant> score`` columns
-        with ``score=``; indexed like the input Series/DataFrame (waits)."""
-        scored = self._score is not None
-        columns = ["input", *self.variants]
-        if scored:
-            columns += [f"{v} score" for v in self.variants]
+    def table(self, *, metrics: bool = False, as_dataframe: bool | None = None) -> Any:
+        """A row per item: ``input``, an answer column per variant, ``<variant> score`` columns with
+        ``score=``, and with ``metrics=True`` ``<variant> latency`` / ``tokens`` / ``cost`` columns;
+        indexed like the input Series/DataFrame (waits)."""
+        extra = (["score"] if self._score is not None else []) + (
+            ["latency", "tokens", "cost"] if metrics else []
+        )
+        columns = ["input", *self.variants, *[f"{v} {m}" for m in extra for v in self.variants]]
         rows = []
         for item, cells in zip(self.inputs, self.cells(), strict=True):
             row: dict[str, Any] = {"input": item}
             for v, c in zip(self.variants, cells, strict=True):
                 row[v] = c.shown if c.status == "ok" else f"[{c.status}] {c.error or ''}".strip()
-                if scored:
-                    row[f"{v} score"] = c.score
-            rows.append(row)
+                for m in extra:
+                    row[f"{v} {m}"] = getattr(c, m)
+            rows.append({name: row[name] for name in columns})  # the rows (no pandas) in column order
         return as_table(rows, columns, as_dataframe, index=self.index)
 
     def summaries(self) -> list[VariantSummary]:

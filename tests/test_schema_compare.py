@@ -68,6 +68,11 @@ def test_two_variants_with_a_score_function(srv):
     assert [r["quick score"] for r in rows] == [1.0, 1.0, 0.0, 0.0]
     assert [r["careful score"] for r in rows] == [1.0] * 4
     assert rows[0]["input"] == REVIEWS[0]
+    wide = cmp.table(metrics=True, as_dataframe=False)
+    assert list(wide[0])[5:] == [
+        f"{v} {m}" for m in ("latency", "tokens", "cost") for v in ("quick", "careful")
+    ]
+    assert wide[0]["quick tokens"] == len(split_tokens("positive")) and wide[0]["careful cost"] > 0
 
     quick_s, careful_s = cmp.summaries()
     assert (quick_s.variant, quick_s.model, quick_s.items, quick_s.errors) == (
