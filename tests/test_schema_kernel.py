@@ -52,6 +52,8 @@ def test_schema_option_errors_are_one_line(srv, k):
     assert alone.status == "error" and "--schema Label needs --each VAR" in alone.error.evalue
     missing = k.run("%%deepseek --each mails --schema Nope\nx {item}", timeout=30)
     assert missing.status == "error" and "no variable named 'Nope'" in missing.error.evalue
+    both = k.run("%%deepseek --each mails --schema Label --json\nx {item}", timeout=30)
+    assert both.status == "error" and "leave --json out" in both.error.evalue
     assert srv.requests == []
 
 

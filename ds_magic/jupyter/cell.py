@@ -62,6 +62,8 @@ def prepare(settings: Settings, shell: InteractiveShell, options: CellOptions, c
             f"--schema {options.schema} needs --each VAR: a schema'd answer per item of VAR "
             "(for one answer, use --json)"
         )
+    if options.schema and options.json:
+        raise DeepSeekCellError(f"--schema {options.schema} sets JSON mode itself: leave --json out")
     prompt = cell.strip("\n").rstrip()
     if not prompt.strip():
         raise DeepSeekCellError("The cell is empty: write your prompt on the lines below %%deepseek")
