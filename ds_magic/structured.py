@@ -146,7 +146,8 @@ def _pydantic_model(model: type) -> Schema:
             raise ValueError(_pydantic_message(exc)) from None
 
     def row(value: Any) -> dict[str, Any]:
-        dumped: dict[str, Any] = value.model_dump()
+        # JSON mode: the table holds what the answer said ("red", not Color.RED), like a dict schema.
+        dumped: dict[str, Any] = value.model_dump(mode="json")
         return dumped
 
     return Schema(model.__name__, json_schema, check, row)
@@ -165,7 +166,11 @@ def _dataclass(cls: type) -> Schema:
         except ValueError as exc:
             raise ValueError(_pydantic_message(exc)) from None
 
-    return Schema(cls.__name__, json_schema, check, dataclasses.asdict)
+    def row(value: Any) -> dict[str, Any]:
+        dumped: dict[str, Any] = adapter.dump_python(value, mode="json")
+        return dumped
+
+    return Schema(cls.__name__, json_schema, check, row)
 
 
 def _pydantic_message(exc: Exception) -> str:

@@ -5,7 +5,9 @@ result.table() lined up with the input; the answer parser's tables and property 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
+import typing
 from typing import Literal
 
 import pydantic
@@ -295,3 +297,29 @@ def test_an_answer_cut_off_at_max_tokens_says_so(srv):
     assert rows[0]["status"] == "error"
     assert "(the answer was cut off at max_tokens)" in rows[0]["error"]
     assert srv.requests[1].body["messages"][-1]["content"].count("cut off at max_tokens") == 1
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Part(pydantic.BaseModel):
+    name: str
+    qty: int = pydantic.Field(ge=1)
+
+
+class Order(pydantic.BaseModel):
+    color: Color
+    parts: list[Part]
+    note: typing.Optional[str] = None  # noqa: UP045 (the Optional spelling is what users write too)
+
+
+def test_nested_models_enums_and_optionals_from_the_offline_server(srv):
+    # $defs / $ref, an enum class, anyOf with null: the stand-in's shaped answers pass pydantic
+    result = run(srv, [0, 1, 2], Order)
+    assert result.failed == []
+    assert all(isinstance(v, Order) and v.parts[0].qty >= 1 for v in result.values)
+    rows = result.table(as_dataframe=False)
+    assert {r["color"] for r in rows} <= {"red", "blue"}  # what the answer said, not Color.RED
+    assert rows[0]["parts"] == [{"name": "name", "qty": 1}]
