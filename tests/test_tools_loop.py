@@ -35,7 +35,9 @@ def client(srv: OfflineServer) -> Client:
     return Client(api_key=KEY, base_url=srv.url)
 
 
-def test_two_step_loop_runs_the_function_here_and_sends_its_result(srv: OfflineServer, client: Client) -> None:
+def test_two_step_loop_runs_the_function_here_and_sends_its_result(
+    srv: OfflineServer, client: Client
+) -> None:
     seen: list[tuple[int, int, str]] = []
 
     @ds_magic.tool(safe=True)
@@ -67,7 +69,13 @@ def test_two_step_loop_runs_the_function_here_and_sends_its_result(srv: OfflineS
         "content": "printed:\nadding 2 3\nreturned: 5",
     }
     (rec,) = loop.calls
-    assert (rec.status, rec.decision, rec.note, rec.result, rec.output) == ("ok", "run", "safe", "5", "adding 2 3\n")
+    assert (rec.status, rec.decision, rec.note, rec.result, rec.output) == (
+        "ok",
+        "run",
+        "safe",
+        "5",
+        "adding 2 3\n",
+    )
     assert any(isinstance(e, ToolCallDelta) and e.name == "add" for e in loop.steps[0])  # streamed as deltas
     summary = loop.summary()
     assert summary["steps"] == 2 and summary["calls"] == 1 and summary["state"] == "done"
@@ -102,7 +110,9 @@ def test_denied_without_an_approver_and_always_remembers(srv: OfflineServer, cli
     calls_then_answer(srv, call("rm", path="a"))
     loop = client.chat("clean up", tools=[rm]).run()  # headless: no approver
     assert ran == [] and loop.calls[0].status == "denied" and loop.calls[0].note == "no approver: denied"
-    assert tool_messages(srv)[0]["content"] == "denied by the user: the call was not run (no approver: denied)"
+    assert (
+        tool_messages(srv)[0]["content"] == "denied by the user: the call was not run (no approver: denied)"
+    )
 
     srv.reset()
     asked: list[str] = []

@@ -121,13 +121,21 @@ def test_decorator_keeps_the_function_and_builds_the_spec() -> None:
 
 
 DOCSTRINGS = [
-    ("google", "Sum.\n\nArgs:\n    a: first\n    b (int): second\n        continued\n", {"a": "first", "b": "second continued"}),
+    (
+        "google",
+        "Sum.\n\nArgs:\n    a: first\n    b (int): second\n        continued\n",
+        {"a": "first", "b": "second continued"},
+    ),
     (
         "numpy",
         "Sum.\n\nParameters\n----------\na : int\n    first\nb : int\n    second\n\nReturns\n-------\nint\n",
         {"a": "first", "b": "second"},
     ),
-    ("sphinx", "Sum.\n\n:param a: first\n:param int b: second\n   more\n:returns: x\n", {"a": "first", "b": "second more"}),
+    (
+        "sphinx",
+        "Sum.\n\n:param a: first\n:param int b: second\n   more\n:returns: x\n",
+        {"a": "first", "b": "second more"},
+    ),
     ("none", "Sum of two numbers.", {}),
     ("empty", "", {}),
 ]
@@ -226,11 +234,19 @@ def test_bind_validates_and_converts() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(max_size=200), st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.sampled_from(["p", "n", "x", "y", "z"]), kids, max_size=4),
-    max_leaves=12,
-).map(json.dumps)))
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+            lambda kids: (
+                st.lists(kids, max_size=4)
+                | st.dictionaries(st.sampled_from(["p", "n", "x", "y", "z"]), kids, max_size=4)
+            ),
+            max_leaves=12,
+        ).map(json.dumps),
+    )
+)
 def test_bind_of_any_model_text_is_arguments_or_one_value_error(text: str) -> None:
     """The model's arguments are untrusted: whatever arrives is bound or refused with a ValueError
     (sent back to the model as the call's error), never another exception."""
