@@ -349,7 +349,12 @@ class ToolLoop:
         if self.conversation is not None:  # the assistant turn was stored by the request itself
             for rec in records:
                 status = "ok" if rec.status in ("ok", "error", "denied") else "cancelled"
-                meta = {"tool": rec.name, "status": rec.status, "decision": rec.decision, "note": rec.note}
+                meta: dict[str, Any] = {
+                    "tool": rec.name,
+                    "status": rec.status,
+                    "decision": rec.decision,
+                    "note": rec.note,
+                }
                 if rec.duration is not None:
                     meta["duration"] = rec.duration
                 if rec.error is not None:
