@@ -83,8 +83,9 @@ def test_history_keeps_every_message_whole(srv: OfflineServer, client: Client) -
 def test_the_passback_rule_a_raw_request_gets_400_ours_never(srv: OfflineServer, client: Client) -> None:
     conv = tool_conversation(srv, client)
     # What we would send next, with tools: every assistant message has the field (§4.2 [obs]).
-    body = client.request_body("Once more?", conversation=conv, tools=[lookup.__ds_tool__.spec()])  # type: ignore[attr-defined]
+    body = client.request_body("Once more?", conversation=conv, tools=[lookup])  # as --dry-run shows it
     assert all("reasoning_content" in m for m in body["messages"] if m["role"] == "assistant")
+    assert body["tools"] == [lookup.__ds_tool__.spec()]  # type: ignore[attr-defined]
     headers = {"Authorization": f"Bearer {KEY}"}
     with httpx.Client(base_url=srv.url, headers=headers, timeout=30) as http:
         assert http.post("/chat/completions", json=body).status_code == 200

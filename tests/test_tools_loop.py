@@ -312,3 +312,62 @@ def test_a_step_that_fails_ends_the_loop_with_its_error(srv: OfflineServer, clie
     loop = client.chat("x", tools=[ds_magic.tools.make_tool(lambda: 1, name="one")]).run()
     assert loop.state == "error" and isinstance(loop.error, ds_magic.InsufficientBalanceError)
     assert loop.note.startswith("step 1 ended error: 402: Insufficient Balance")
+
+
+def test_batch_with_tools_runs_a_loop_per_item_in_this_thread(srv: OfflineServer, client: Client) -> None:
+    where: list[str] = []
+
+    @ds_magic.tool(safe=True)
+    def square(n: int) -> int:
+        """Square."""
+        where.append(threading.current_thread().name)
+        return n * n
+
+    def risky(n: int) -> int:
+        """Not safe: asks, and a batch has no one to ask."""
+        return n
+
+    srv.enqueue(  # concurrency=1: the items' requests come one after another
+        Script(text="", tool_calls=[call("square", n=2)]),
+        Script(text="four"),
+        Script(text="", tool_calls=[call("risky", n=3)]),
+        Script(text="denied"),
+    )
+    result = ds_magic.batch("n={item}", [2, 3], client=client, tools=[square, risky], concurrency=1)
+    assert isinstance(result, ds_magic.tool_batch.ToolBatch) and not srv.requests  # not started
+    result.run()
+    assert where == [threading.current_thread().name] and result.done
+    rows = result.table(as_dataframe=False)
+    assert [(r["input"], r["state"], r["steps"], r["calls"]) for r in rows] == [
+        (2, "done", 2, 1),
+        (3, "done", 2, 1),
+    ]
+    assert rows[1]["note"] == "no approver: denied"
+    assert result.texts == ["four", "denied"]
+    assert result.usage().total_tokens == sum(lp.usage().total_tokens for lp in result.loops) > 0
+    squares = [m for r in srv.requests for m in r.body["messages"] if m["role"] == "tool"]
+    assert sorted(m["content"] for m in squares) == [
+        "4",
+        "denied by the user: the call was not run (no approver: denied)",
+    ]
+
+
+def test_batch_with_tools_concurrently_under_await(srv: OfflineServer, client: Client) -> None:
+    @ds_magic.tool(safe=True)
+    def echo(s: str) -> str:
+        """Echo."""
+        return s
+
+    for _ in range(3):
+        srv.enqueue(Script(text="", tool_calls=[call("echo", s="x")]))
+    for _ in range(3):
+        srv.enqueue(Script(text="ok"))
+    result = asyncio.run(
+        _await_batch(ds_magic.batch(["a", "b", "c"], client=client, tools=[echo], concurrency=3))
+    )
+    assert [lp.state for lp in result.loops] == ["done"] * 3 and result.texts == ["ok"] * 3
+    assert len(srv.requests) == 6
+
+
+async def _await_batch(result: Any) -> Any:
+    return await result

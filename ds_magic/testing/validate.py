@@ -173,7 +173,9 @@ def _check_strict(tools: Any, beta: bool) -> None:
             )
         bad = _open_object(fn.get("parameters"))
         if bad is not None:
-            raise Reject(400, f"Invalid Format: tools[{i}].function.parameters{bad}: in strict mode {_STRICT}")
+            raise Reject(
+                400, f"Invalid Format: tools[{i}].function.parameters{bad}: in strict mode {_STRICT}"
+            )
 
 
 _STRICT = "every object needs `additionalProperties: false` and every property in `required`"
