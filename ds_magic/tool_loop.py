@@ -23,6 +23,7 @@ the reasoning of tool turns back in V4 thinking mode); without one the loop keep
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
@@ -38,6 +39,7 @@ from .tool_call import (
     prepare,
 )
 from .tool_drivers import Waiter, drive_async, drive_sync
+from .tool_history import assistant_message, backfill, store_results, tool_message
 from .tools import Tool, as_tools
 from .types import ToolCall, Usage
 
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
     from .client import Client
     from .conversation import Conversation
     from .response import Response
+
+_log = logging.getLogger("ds_magic")
 
 __all__ = ["ToolLoop", "Decision", "Approver", "LoopState", "DEFAULT_MAX_STEPS", "ToolCallRecord"]
 
@@ -99,7 +103,7 @@ class ToolLoop:
         self.on_step: Callable[[Response], None] | None = None
         self.on_call: Callable[[ToolCallRecord], None] | None = None
         self.on_result: Callable[[ToolCallRecord], None] | None = None
-        self._prompt = _backfill(messages) if self._thinking_of(chat_kwargs) else messages
+        self._prompt = backfill(messages) if self._thinking_of(chat_kwargs) else messages
         self._messages: list[dict[str, Any]] | None = None  # without a conversation: the history
         self._thinking = self._thinking_of(chat_kwargs)
         specs = [t.spec() for t in self.tools]
@@ -223,7 +227,12 @@ class ToolLoop:
 
     def _steps(self) -> Generator[tuple[str, Any], Any, None]:
         while True:
-            resp = self._start_step()
+            try:
+                resp = self._start_step()
+            except Exception as exc:  # a request that cannot be made (a bad parameter, a secret)
+                self.error = exc
+                self._stop("error", f"step {len(self.steps) + 1} could not start: {exc}")
+                raise
             if resp is None:
                 self._stop("cancelled", "cancelled before the next request")
                 return
@@ -244,8 +253,7 @@ class ToolLoop:
             self.calls.extend(records)
             last = len(self.steps) >= self.max_steps
             for rec in records:
-                if self.on_call is not None:
-                    self.on_call(rec)
+                _notify(self.on_call, rec)
             for rec in records:
                 if last:
                     rec.status, rec.note = "skipped", f"max_steps={self.max_steps} reached"
@@ -253,8 +261,7 @@ class ToolLoop:
                     rec.status, rec.note = "cancelled", "the loop was cancelled"
                 else:
                     yield from self._one_call(rec)
-                if self.on_result is not None:
-                    self.on_result(rec)
+                _notify(self.on_result, rec)
             self._store(resp, records)
             if last:
                 self._stop(
@@ -340,40 +347,17 @@ class ToolLoop:
             else:
                 resp = self.client.chat(list(self._messages or ()), **self._chat_kwargs)
             self.steps.append(resp)
-        if self.on_step is not None:
-            self.on_step(resp)
+        _notify(self.on_step, resp)
         return resp
 
     def _store(self, resp: Response, records: list[ToolCallRecord]) -> None:
         """The step's assistant message (whole) and one tool message per call, into the history."""
         if self.conversation is not None:  # the assistant turn was stored by the request itself
-            for rec in records:
-                status = "ok" if rec.status in ("ok", "error", "denied") else "cancelled"
-                meta: dict[str, Any] = {
-                    "tool": rec.name,
-                    "status": rec.status,
-                    "decision": rec.decision,
-                    "note": rec.note,
-                }
-                if rec.duration is not None:
-                    meta["duration"] = rec.duration
-                if rec.error is not None:
-                    meta["error"] = rec.error
-                self.conversation.add_tool_result(rec.call.id, rec.content, status=status, meta=meta)
+            store_results(self.conversation, records)
             return
-        msg: dict[str, Any] = {
-            "role": "assistant",
-            "content": resp.text_so_far,
-            "tool_calls": [c.to_message() for c in resp.tool_calls],
-        }
-        if self._thinking:
-            # V4 thinking mode with tools: the reasoning of a tool-call turn must be sent back in
-            # every later request, or the API answers 400 (deepseek-api.md §3.2, §4.2).
-            msg["reasoning_content"] = resp.reasoning
         history = self._messages if self._messages is not None else []
-        history.append(msg)
-        for rec in records:
-            history.append({"role": "tool", "tool_call_id": rec.call.id, "content": rec.content})
+        history.append(assistant_message(resp, self._thinking))
+        history.extend(tool_message(rec) for rec in records)
         self._messages = history
 
     @staticmethod
@@ -387,15 +371,10 @@ class ToolLoop:
         return list(self._messages or ())
 
 
-def _backfill(messages: Any) -> Any:
-    """The caller's own messages, each assistant one with a ``reasoning_content`` (empty if it had
-    none): with tools and thinking on, the API wants the field on every assistant message
-    (deepseek-api.md §4.2 [obs]; vercel/ai back-fills '' the same way)."""
-    if isinstance(messages, str) or messages is None:
-        return messages
-    return [
-        {**m, "reasoning_content": ""}
-        if isinstance(m, Mapping) and m.get("role") == "assistant" and "reasoning_content" not in m
-        else m
-        for m in messages
-    ]
+def _notify(hook: Callable[[Any], None] | None, value: Any) -> None:
+    """A view's hook: its failure is logged, never the end of the loop (the request is under way)."""
+    if hook is not None:
+        try:
+            hook(value)
+        except Exception:
+            _log.exception("ds_magic: a tool loop listener failed")
