@@ -371,3 +371,22 @@ def test_batch_with_tools_concurrently_under_await(srv: OfflineServer, client: C
 
 async def _await_batch(result: Any) -> Any:
     return await result
+
+
+def test_a_prompt_directive_scripts_the_tool_calls(srv: OfflineServer, client: Client) -> None:
+    """For notebooks and demos: ``[[offline tool=NAME:{json}]]`` in the prompt (no script queued)."""
+    got: list[tuple[int, int]] = []
+
+    @ds_magic.tool(safe=True)
+    def add(a: int, b: int) -> int:
+        """Add."""
+        got.append((a, b))
+        return a + b
+
+    prompt = 'Add [[offline tool=add:{"a":1,"b":2} tool=add:{"a":3,"b":4}]] please'
+    loop = client.chat(prompt, tools=[add]).run()
+    assert loop.state == "done" and got == [(1, 2), (3, 4)] and len(srv.requests) == 2
+    assert loop.steps[0].finish_reason == "tool_calls" and loop.steps[0].text == ""
+    assert loop.steps[1].finish_reason == "stop" and loop.text  # after the results: a text answer
+    bad = client.chat("x [[offline tool=add:{a}]]", tools=[add]).run()
+    assert bad.state == "error" and "the arguments are not JSON" in str(bad.error)
