@@ -171,6 +171,8 @@ class ToolLoop:
             "calls": len(self.calls),
             "usage": self.usage().to_dict(),
             "elapsed": self.elapsed,
+            # the requests' own time, summed (elapsed minus this: tools, approvals, gaps)
+            "request_time": sum(r.timing.total or r.timing.elapsed for r in self.steps),
             "cost": self.cost(),
             "note": self.note,
         }
