@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -121,16 +122,38 @@ def prepare(record: ToolCallRecord) -> tuple[list[Any], dict[str, Any]] | None:
 
 
 class Capture:
-    """stdout and stderr of the tool, captured while it runs in this thread."""
+    """stdout and stderr of the tool, captured while it runs in this thread.
 
-    def __init__(self) -> None:
+    ``redirect_stdout`` swaps ``sys.stdout`` for the whole process and restores it on exit, so
+    captures must nest. A sync tool's always do (it runs to the end without yielding). An async
+    tool's capture spans awaits, and two of those interleaved (a ToolBatch's loops) would restore
+    each other's buffers and leave ``sys.stdout`` pointing at one: so while one capture spans awaits,
+    another async one captures nothing (``across_awaits``), and its prints go where prints go.
+    """
+
+    _spanning = 0  # captures that span awaits, now; changed only on the caller's thread
+    _guard = threading.Lock()
+
+    def __init__(self, *, across_awaits: bool = False) -> None:
         self.buffer = io.StringIO()
         self._stack = contextlib.ExitStack()
+        self._across = across_awaits
 
     def __enter__(self) -> Capture:
+        if self._across:
+            with Capture._guard:
+                if Capture._spanning:
+                    return self  # another one spans awaits now: capture nothing (see above)
+                Capture._spanning += 1
+            self._stack.callback(Capture._release)
         self._stack.enter_context(contextlib.redirect_stdout(self.buffer))
         self._stack.enter_context(contextlib.redirect_stderr(self.buffer))
         return self
+
+    @staticmethod
+    def _release() -> None:
+        with Capture._guard:
+            Capture._spanning -= 1
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()

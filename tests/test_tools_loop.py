@@ -390,3 +390,34 @@ def test_a_prompt_directive_scripts_the_tool_calls(srv: OfflineServer, client: C
     assert loop.steps[1].finish_reason == "stop" and loop.text  # after the results: a text answer
     bad = client.chat("x [[offline tool=add:{a}]]", tools=[add]).run()
     assert bad.state == "error" and "the arguments are not JSON" in str(bad.error)
+
+
+def test_concurrent_async_tools_that_print_leave_stdout_as_it_was(srv: OfflineServer, client: Client) -> None:
+    """Interleaved captures would restore each other's buffers: sys.stdout must come back whole."""
+    import sys
+
+    gate = asyncio.Event()
+    inside: list[int] = []
+
+    @ds_magic.tool(safe=True)
+    async def wait_a_bit(n: int) -> int:
+        """Wait until both are inside, printing."""
+        print("start", n)
+        inside.append(n)
+        if len(inside) == 2:
+            gate.set()
+        await asyncio.wait_for(gate.wait(), HANG)
+        print("end", n)
+        return n
+
+    for n in (1, 2):
+        srv.enqueue(Script(text="", tool_calls=[call("wait_a_bit", n=n)]))
+    srv.enqueue(Script(text="ok"), Script(text="ok"))
+    before = sys.stdout
+    result = asyncio.run(
+        _await_batch(ds_magic.batch(["a", "b"], client=client, tools=[wait_a_bit], concurrency=2))
+    )
+    assert sys.stdout is before and sorted(inside) == [1, 2]
+    assert [lp.state for lp in result.loops] == ["done", "done"]
+    outputs = sorted(rec.output for lp in result.loops for rec in lp.calls)
+    assert any("start" in o and "end" in o for o in outputs)  # one of them captured its own prints
