@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -121,6 +123,28 @@ def prepare(record: ToolCallRecord) -> tuple[list[Any], dict[str, Any]] | None:
     return args, kwargs
 
 
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C / ■ raises KeyboardInterrupt inside a sync tool running on the main thread.
+
+    A cell that awaits (ipykernel ≥ 7's top-level await) runs under a SIGINT handler that only
+    schedules the cell task's cancellation on the event loop (kernel-and-widgets.md §4, §6); a sync
+    tool holds the loop, so that would never run and ■ would not stop it. While the tool runs the
+    interpreter's own handler is put back, then the previous one. Another thread, or SIGINT ignored
+    or left to the OS: nothing is changed.
+    """
+    previous: Any = None
+    if threading.current_thread() is threading.main_thread():
+        current = signal.getsignal(signal.SIGINT)
+        if callable(current) and current is not signal.default_int_handler:
+            previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
 class Capture:
     """stdout and stderr of the tool, captured while it runs in this thread.
 
@@ -176,7 +200,7 @@ def finish_sync(record: ToolCallRecord, bound: tuple[list[Any], dict[str, Any]],
     started = time.perf_counter()
     capture = Capture()
     try:
-        with capture:
+        with capture, interruptible():
             value = record.tool.fn(*args, **kwargs)
     except Exception as exc:
         record.output = cap(capture.buffer.getvalue(), limit)

@@ -9,11 +9,11 @@ import threading
 from typing import Any
 
 import pytest
+from offline_helpers import KEY
 
 import ds_magic
 from ds_magic import Client, ToolCallDelta, ToolLoop
 from ds_magic.testing import OfflineServer, Script
-from tests.offline_helpers import KEY
 
 HANG = 30.0  # hang guard of every wait: far above what any of these takes
 
