@@ -29,7 +29,8 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from .request import thinking_value
+from .errors import SecretInPromptError
+from .request import plan_request, thinking_value
 from .tool_call import (
     DEFAULT_MAX_RESULT_CHARS,
     ToolCallRecord,
@@ -111,6 +112,7 @@ class ToolLoop:
         if any(t.strict for t in self.tools):
             chat_kwargs["beta"] = True  # strict schemas are a beta feature (deepseek-api.md §4.6)
         self._chat_kwargs = chat_kwargs
+        self._check_now(messages)
         self._lock = threading.Lock()
         self._cancelled = False
         self._started = False
@@ -118,6 +120,19 @@ class ToolLoop:
         self.waiter = Waiter()
         self._t0: float | None = None
         self._t1: float | None = None
+
+    def _check_now(self, messages: Any) -> None:
+        """A bad parameter or a secret in the prompt fails here, as ``Client.chat`` would, not at run."""
+        kw = self._chat_kwargs
+        params = {
+            k: v for k, v in kw.items() if k not in ("model", "beta", "timeout", "cache", "allow_secrets")
+        }
+        model = kw.get("model") or self.client.model
+        plan_request(messages, model, conversation=self.conversation, system=self.system, **params)
+        if not kw.get("allow_secrets") and isinstance(messages, str):
+            found = self.client.find_secrets([("prompt", messages)])
+            if found:
+                raise SecretInPromptError(found)
 
     def __repr__(self) -> str:
         return f"<ToolLoop {self.state} steps={len(self.steps)} calls={len(self.calls)}>"
@@ -136,18 +151,7 @@ class ToolLoop:
 
     def usage(self) -> Usage:
         """Tokens summed over every step."""
-        total = Usage()
-        for r in self.steps:
-            u = r.usage
-            if u is not None:
-                total = Usage(
-                    prompt_tokens=total.prompt_tokens + u.prompt_tokens,
-                    completion_tokens=total.completion_tokens + u.completion_tokens,
-                    reasoning_tokens=total.reasoning_tokens + u.reasoning_tokens,
-                    cache_hit_tokens=total.cache_hit_tokens + u.cache_hit_tokens,
-                    cache_miss_tokens=total.cache_miss_tokens + u.cache_miss_tokens,
-                )
-        return total
+        return sum((r.usage for r in self.steps if r.usage is not None), Usage())
 
     def cost(self) -> float | None:
         """The estimated cost in USD summed over every step (pricing.cost_of); None if none is known."""

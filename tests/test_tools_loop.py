@@ -421,3 +421,14 @@ def test_concurrent_async_tools_that_print_leave_stdout_as_it_was(srv: OfflineSe
     assert [lp.state for lp in result.loops] == ["done", "done"]
     outputs = sorted(rec.output for lp in result.loops for rec in lp.calls)
     assert any("start" in o and "end" in o for o in outputs)  # one of them captured its own prints
+
+
+def test_bad_parameters_and_secrets_fail_at_once_not_at_run(srv: OfflineServer, client: Client) -> None:
+    one = ds_magic.tools.make_tool(lambda: 1, name="one")
+    with pytest.raises(ValueError, match="temperature must be between 0 and 2"):
+        client.chat("x", tools=[one], temperature=5)
+    with pytest.raises(ds_magic.SecretInPromptError):
+        client.chat(f"my key is {KEY}", tools=[one])
+    with pytest.raises(ValueError, match="messages is None"):
+        client.chat(None, tools=[one])
+    assert not srv.requests
