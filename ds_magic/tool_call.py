@@ -13,12 +13,15 @@ import io
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .tools import Tool
 from .types import ToolCall
+
+if TYPE_CHECKING:
+    from .guard import Finding
 
 __all__ = [
     "ToolCallRecord",
@@ -29,6 +32,9 @@ __all__ = [
     "finish_sync",
     "finish_value",
     "fail",
+    "screen",
+    "interruptible",
+    "Capture",
 ]
 
 #: The default cap of a result's repr and of a call's captured prints, in characters.
@@ -54,6 +60,8 @@ class ToolCallRecord:
     error: str | None = None  # "ZeroDivisionError: division by zero"
     duration: float | None = None  # seconds the function ran
     arguments: dict[str, Any] | None = field(default=None, repr=False)  # as parsed, if they were
+    #: Why the result was not sent to the model (it looks like it holds a secret), or "".
+    withheld: str = ""
 
     @property
     def name(self) -> str:
@@ -62,6 +70,8 @@ class ToolCallRecord:
     @property
     def content(self) -> str:
         """The tool message's content (deepseek-api.md §1.5: a ``tool`` message has content)."""
+        if self.withheld:
+            return f"not sent: {self.withheld}"
         if self.status == "ok":
             parts = []
             if self.output:
@@ -210,3 +220,17 @@ def finish_sync(record: ToolCallRecord, bound: tuple[list[Any], dict[str, Any]],
         return value
     finish_value(record, value, capture.buffer.getvalue(), started, limit)
     return None
+
+
+def screen(rec: ToolCallRecord, find_secrets: Callable[[list[tuple[str, str]]], Sequence[Finding]]) -> None:
+    """The outbound secret check (guard.py) on what a tool made, as on a prompt: a result or its
+    prints that look like a key are not sent to the model (the record keeps them, for the user)."""
+    if rec.status not in ("ok", "error"):
+        return
+    found = find_secrets([(f"the result of {rec.name}", rec.content)])
+    if found:
+        first = found[0]
+        rec.withheld = (
+            f"the result looks like it holds {first.kind} (line {first.line}); it was kept here, "
+            "not sent (allow_secrets=True sends it)"
+        )

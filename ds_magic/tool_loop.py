@@ -38,6 +38,7 @@ from .tool_call import (
     finish_sync,
     finish_value,
     prepare,
+    screen,
 )
 from .tool_drivers import Waiter, drive_async, drive_sync
 from .tool_history import assistant_message, backfill, store_results, tool_message
@@ -267,6 +268,8 @@ class ToolLoop:
                     rec.status, rec.note = "cancelled", "the loop was cancelled"
                 else:
                     yield from self._one_call(rec)
+                    if not self._chat_kwargs.get("allow_secrets"):
+                        screen(rec, self.client.find_secrets)
                 _notify(self.on_result, rec)
             self._store(resp, records)
             if last:

@@ -432,3 +432,22 @@ def test_bad_parameters_and_secrets_fail_at_once_not_at_run(srv: OfflineServer, 
     with pytest.raises(ValueError, match="messages is None"):
         client.chat(None, tools=[one])
     assert not srv.requests
+
+
+def test_a_result_that_looks_like_a_secret_is_not_sent(srv: OfflineServer, client: Client) -> None:
+    @ds_magic.tool(safe=True)
+    def env() -> dict[str, str]:
+        """The environment."""
+        return {"DEEPSEEK_API_KEY": KEY, "HOME": "/home/me"}
+
+    calls_then_answer(srv, call("env"))
+    loop = client.chat("env?", tools=[env]).run()
+    (rec,) = loop.calls
+    assert KEY in (rec.result or "")  # kept here, for the user
+    sent = tool_messages(srv)[0]["content"]
+    assert KEY not in json.dumps([r.body for r in srv.requests])
+    assert sent == (
+        "not sent: the result looks like it holds the configured DeepSeek API key (line 1); "
+        "it was kept here, not sent (allow_secrets=True sends it)"
+    )
+    assert rec.withheld and loop.state == "done"
