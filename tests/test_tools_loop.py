@@ -451,3 +451,18 @@ def test_a_result_that_looks_like_a_secret_is_not_sent(srv: OfflineServer, clien
         "it was kept here, not sent (allow_secrets=True sends it)"
     )
     assert rec.withheld and loop.state == "done"
+
+
+def test_a_tool_loop_against_a_plain_openai_compatible_server() -> None:
+    """No thinking, no DeepSeek-only fields: the loop works the same (dialect.py drops them)."""
+
+    @ds_magic.tool(safe=True)
+    def add(a: int, b: int) -> int:
+        """Add."""
+        return a + b
+
+    with OfflineServer(dialect="openai") as plain:
+        plain.enqueue(Script(text="", tool_calls=[call("add", a=1, b=1)]), Script(text="2"))
+        loop = Client(api_key=KEY, base_url=plain.url, dialect="openai").chat("1+1", tools=[add]).run()
+        assert loop.state == "done" and loop.text == "2"
+        assert [m["content"] for m in plain.requests[-1].body["messages"] if m["role"] == "tool"] == ["2"]
