@@ -9,6 +9,8 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from offline_helpers import KEY
 
 import ds_magic
@@ -466,3 +468,20 @@ def test_a_tool_loop_against_a_plain_openai_compatible_server() -> None:
         loop = Client(api_key=KEY, base_url=plain.url, dialect="openai").chat("1+1", tools=[add]).run()
         assert loop.state == "done" and loop.text == "2"
         assert [m["content"] for m in plain.requests[-1].body["messages"] if m["role"] == "tool"] == ["2"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
+def test_the_tool_directive_parser_takes_any_prompt_text(value: str) -> None:
+    """Prompt text is untrusted: ``tool=...`` gives calls with JSON arguments, or one ValueError line."""
+    from ds_magic.testing.script import parse_directives
+
+    try:
+        overrides, _ = parse_directives(f"hi [[offline tool={value}]]")
+    except ValueError as exc:
+        assert "\n" not in str(exc)
+    else:
+        for c in overrides.get("tool_calls", []):
+            assert c["name"] and isinstance(
+                json.loads(c["arguments"]), (dict, list, str, int, float, bool, type(None))
+            )
