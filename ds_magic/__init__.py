@@ -49,6 +49,7 @@ _LAZY = {
     "EventTooLargeError": "errors",
     "CacheError": "errors",
     "DialectError": "errors",
+    "ToolError": "errors",
     "RedactRules": "redact",
     "batch": "batching",
     "BatchResult": "batch_result",
@@ -61,6 +62,11 @@ _LAZY = {
     "clear_records": "run_records",
     "stats": "run_stats",
     "serve_metrics": "metrics",
+    "tool": "tools",
+    "as_tools": "tools",
+    "Tool": "tools",
+    "ToolLoop": "tool_loop",
+    "ToolCallRecord": "tool_loop",
     "Chat": "jupyter.chat",
 }
 
@@ -96,6 +102,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         StreamError,
         StreamInterruptedError,
         StructuredOutputError,
+        ToolError,
     )
     from .metrics import serve_metrics
     from .redact import RedactRules
@@ -105,6 +112,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
     from .run_stats import stats
     from .split import split_text
     from .sse import ServerSentEvent, SSEDecoder
+    from .tool_loop import ToolCallRecord, ToolLoop
+    from .tools import Tool, as_tools, tool
     from .types import (
         AnswerDelta,
         Finish,

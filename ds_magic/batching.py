@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from .batch_progress import Progress, TextProgress
 from .batch_result import BatchResult
@@ -29,6 +29,11 @@ from .interpolate import interpolate
 from .request import build_body
 from .structured import as_schema
 from .structured_result import StructuredItems
+from .tools import wants_loop
+
+if TYPE_CHECKING:
+    from .tool_batch import ToolBatch
+    from .tools import Tool
 
 __all__ = ["batch", "register_progress_view", "ProgressViewFactory"]
 
@@ -106,6 +111,22 @@ def _pick_progress(progress: bool | str | Progress | None, result: BatchResult) 
 
 
 # --------------------------------------------------------------------- the function
+@overload
+def batch(
+    template_or_prompts: Any,
+    items: Any = None,
+    *,
+    tools: Sequence[Callable[..., Any] | Tool],
+    **params: Any,
+) -> ToolBatch: ...
+@overload
+def batch(
+    template_or_prompts: Any,
+    items: Any = None,
+    *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    **params: Any,
+) -> BatchResult: ...
 def batch(
     template_or_prompts: Any,
     items: Any = None,
@@ -117,8 +138,9 @@ def batch(
     cache: Any = None,
     progress: bool | str | Progress | None = True,
     schema: Any = None,
+    tools: Sequence[Any] | None = None,
     **params: Any,
-) -> BatchResult:
+) -> Any:
     """Run many prompts (or one template over many items) and return a :class:`BatchResult` at once.
 
     - ``batch(["Hi", "Hello"])``: a list (or pandas Series) of prompts.
@@ -134,6 +156,8 @@ def batch(
     ``schema``: ``dict``, a JSON Schema, a pydantic model or a dataclass: JSON mode with the schema in
     the system prompt, each answer validated, sent back once with the error; ``result.table()`` has a
     column per field and ``result.values`` the validated values (structured.py).
+    ``tools`` of functions make each item a tool loop: a :class:`ToolBatch` (tool_batch.py), not
+    started, that ``await`` or ``.run()`` drives from this thread (``max_steps=``, ``approve=`` too).
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -170,6 +194,15 @@ def batch(
             found = client.find_secrets([text])
             if found:
                 raise SecretInPromptError(found)
+    if wants_loop(tools):
+        from .tool_batch import ToolBatch  # tools run in the caller's thread, not on the engine
+
+        kwargs = {**params, "model": model, "system": system, "allow_secrets": True, "tools": tools}
+        if cache is not None:
+            kwargs["cache"] = cache
+        return ToolBatch(prompts, inputs, client=client, concurrency=concurrency, index=index, **kwargs)
+    if tools is not None:
+        params["tools"] = tools
     # Check the parameters once, here, rather than failing every item on the engine.
     body_params = {k: v for k, v in params.items() if k not in ("beta", "timeout", "allow_secrets")}
     build_body([{"role": "user", "content": "."}], model or client.model, **body_params)

@@ -20,7 +20,8 @@
      ├─ SecretInPromptError (findings)   the prompt looks like it holds a secret: not sent
      ├─ CacheError (path)                the response cache folder or file is not safe or not usable
      ├─ DialectError                     a DeepSeek-only feature asked of a server of another dialect
-     └─ StructuredOutputError (problem)  an answer that is not valid against its schema, even after the retry
+     ├─ StructuredOutputError (problem)  an answer that is not valid against its schema, even after the retry
+     └─ ToolError                        a function that cannot be a tool (tools.py), found at registration
 
 Every message is one line that says what to do next. The API key never appears in any of
 them, nor in any attribute that holds server text or a server body: :func:`redact` scrubs the
@@ -55,6 +56,7 @@ __all__ = [
     "StreamError",
     "SecretInPromptError",
     "DialectError",
+    "ToolError",
     "RedirectError",
     "EventTooLargeError",
     "CacheError",
@@ -391,3 +393,8 @@ class StructuredOutputError(DeepSeekError):
             f"the answer does not match the schema after {attempts} tries: {problem}",
             "check the schema and the prompt (or raise max_tokens if the answer was cut off)",
         )
+
+
+class ToolError(DeepSeekError):
+    """A function that cannot be a tool (tools.py): a parameter with no JSON schema, a bad or repeated
+    name, too many tools. Raised at registration; the message names the function and parameter."""

@@ -135,7 +135,7 @@ def start_batch(settings: Settings, shell: InteractiveShell, call: CellCall) -> 
     if call.options.schema:
         params["schema"] = schema_named(shell, call.options.schema)
     try:
-        result = batch(
+        result: BatchResult = batch(  # no tools here: a BatchResult (a tool batch is a ToolBatch)
             call.prompt,
             shell.user_ns[name],
             client=session.client(settings),
