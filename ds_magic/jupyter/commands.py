@@ -23,12 +23,15 @@ from .kernel_hooks import resolve_mode
 from .session import cancel_all, session
 from .settings import Settings
 
-__all__ = ["COMMANDS", "USAGE"]
+__all__ = ["COMMANDS", "usage"]
 
-USAGE = (
-    "Usage: %deepseek history | chats | reset | fork | export | import | models | key | cancel-all | "
-    "config | stats | cache | chat, or %%deepseek for a cell"
-)
+
+def usage() -> str:
+    """What bare ``%deepseek`` says: every subcommand (read from COMMANDS, so none is left out)."""
+    return (
+        f"Usage: %deepseek SUBCOMMAND, one of: {' | '.join(COMMANDS)}; or %deepseek [options] PROMPT, "
+        "or %%deepseek [options] with the prompt in the cell — %%deepseek? lists the options"
+    )
 
 
 def _history(settings: Settings, rest: list[str]) -> None:

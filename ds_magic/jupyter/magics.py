@@ -6,6 +6,7 @@ A cell is prepared, started and waited for in cell.py, in the wait mode kernel_h
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
@@ -14,11 +15,12 @@ from traitlets import Bool, Enum, Float, Int, List, Unicode
 
 from ..client import DEFAULT_MODEL
 from .cell import CellCall, dry_run, prepare, result, start, start_batch, wait, wait_async
-from .commands import COMMANDS, USAGE
+from .commands import COMMANDS, usage
 from .display import mark_shown
-from .errors import DeepSeekCellError
+from .errors import DeepSeekCellError, cell_edge
 from .kernel_hooks import resolve_mode
-from .options import deepseek_magic, parse_options
+from .line_form import LineError, close_subcommand, split_line
+from .options import CellOptions, deepseek_magic, parse_options
 
 __all__ = ["DeepSeekMagics", "DeepSeekCellError"]
 
@@ -97,25 +99,33 @@ class DeepSeekMagics(Magics):
 
         Cell:  %%deepseek [options]  then the prompt on the following lines ({name} is interpolated).
         Line:  %deepseek history [--chat NAME] | chats | reset [NAME] | fork SRC DST | export FILE |
-               import FILE | models | key | cancel-all | config | <a one-line prompt>
+               import FILE | models | key | cancel-all | config | stats | cache | chat
+               (bare %deepseek lists them all), or %deepseek [options] PROMPT, where the
+               options are the cell's; %deepseek [options] -- PROMPT sends a prompt whose
+               first word looks like a subcommand.
         """
-        if cell is None:
-            return self._line(line)
-        return self._run(self._prepare(line, cell))
+        with cell_edge():  # one line for what fails; a bug says it is one (errors.py)
+            if cell is None:
+                return self._line(line)
+            return self._run(self._prepare(line, cell))
 
     async def run_async(self, line: str, cell: str) -> Any:
         """The ``await`` path: the cell awaits in 100 ms slices, so clicks and ■ are handled."""
-        call = self._prepare(line, cell)
-        if call.options.dry_run or resolve_mode(self, background=call.options.bg) != "await":
-            return self._run(call)
-        if call.options.each:
-            return await start_batch(self, self.ip, call)
-        resp, view = start(self, self.ip, call, "await")
-        await wait_async(resp, view)
-        return result(self.ip, call, resp)
+        with cell_edge():
+            call = self._prepare(line, cell)
+            if call.options.dry_run or resolve_mode(self, background=call.options.bg) != "await":
+                return self._run(call)
+            if call.options.each:
+                return await start_batch(self, self.ip, call)
+            resp, view = start(self, self.ip, call, "await")
+            stopped = await wait_async(resp, view)
+            return result(self, self.ip, call, resp, stopped=stopped)
 
     def _prepare(self, line: str, cell: str) -> CellCall:
-        return prepare(self, self.ip, parse_options(self.deepseek, line), cell)
+        return self._prepare_options(parse_options(self.deepseek, line), cell)
+
+    def _prepare_options(self, options: CellOptions, prompt: str) -> CellCall:
+        return prepare(self, self.ip, options, prompt)
 
     def _run(self, call: CellCall) -> Any:
         if call.options.dry_run:
@@ -130,14 +140,29 @@ class DeepSeekMagics(Magics):
         if mode == "background":
             mark_shown(resp)
             return resp
-        wait(resp, view)
-        return result(self.ip, call, resp)
+        stopped = wait(resp, view)
+        return result(self, self.ip, call, resp, stopped=stopped)
 
     def _line(self, line: str) -> Any:
         words = line.split()
         if not words:
-            raise DeepSeekCellError(USAGE)
+            raise DeepSeekCellError(usage())
         command = COMMANDS.get(words[0])
-        if command is None:
-            return self.deepseek("", line)  # a one-line prompt: %deepseek What is a monad?
-        return command(self, words[1:])
+        if command is not None:
+            return command(self, words[1:])
+        # A one-line prompt, with the cell's options: %deepseek -m deepseek-v4-pro What is a monad?
+        try:
+            form = split_line(line)
+        except LineError as exc:
+            raise DeepSeekCellError(str(exc)) from None
+        first = form.prompt.split(maxsplit=1)[:1]
+        near = close_subcommand(first[0], COMMANDS) if first and not form.explicit else None
+        if near is not None:
+            raise DeepSeekCellError(
+                f"Unknown subcommand {first[0]!r} — did you mean `%deepseek {near}`? Nothing was sent; "
+                f"to send it as a prompt: %deepseek -- {form.prompt}"
+            )
+        if not form.prompt:
+            raise DeepSeekCellError("No prompt after the options: %deepseek [options] PROMPT")
+        options = parse_options(self.deepseek, shlex.join(form.options))
+        return self._run(self._prepare_options(options, form.prompt))
