@@ -6,7 +6,6 @@ A cell is prepared, started and waited for in cell.py, in the wait mode kernel_h
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
@@ -164,5 +163,5 @@ class DeepSeekMagics(Magics):
             )
         if not form.prompt:
             raise DeepSeekCellError("No prompt after the options: %deepseek [options] PROMPT")
-        options = parse_options(self.deepseek, shlex.join(form.options))
+        options = parse_options(self.deepseek, form.options)
         return self._run(self._prepare_options(options, form.prompt))

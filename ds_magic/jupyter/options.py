@@ -7,13 +7,14 @@ in the order listed here, which is the order the help shows.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 __all__ = ["CellOptions", "deepseek_magic", "parse_options", "takes_value", "OPTIONS_HINT"]
 
@@ -122,14 +123,18 @@ def deepseek_magic(func: F) -> F:
     return decorated
 
 
-def parse_options(func: Callable[..., Any], line: str) -> CellOptions:
-    """Parse a ``%%deepseek`` line with the parser :func:`deepseek_magic` attached to ``func``.
+def parse_options(func: Callable[..., Any], line: str | list[str]) -> CellOptions:
+    """Parse a ``%%deepseek`` line (or its words) with the parser :func:`deepseek_magic` attached
+    to ``func``.
 
+    The words are split like a POSIX shell line (``shlex``), so ``-s "be brief"`` is ``be brief``:
+    IPython's ``parse_argstring`` splits with ``arg_split``, which keeps the quotes on POSIX.
     A bad option raises IPython's ``UsageError`` with argparse's words and where to look.
     """
     try:
-        parsed = parse_argstring(func, line)  # type: ignore[no-untyped-call]  # untyped upstream
-    except UsageError as exc:
+        argv = shlex.split(line) if isinstance(line, str) else line
+        parsed = cast(Any, func).parser.parse_args(argv)  # the parser magic_arguments() attached
+    except UsageError as exc:  # IPython's MagicArgumentParser.error raises it
         raise UsageError(f"{str(exc).rstrip('.')} — {OPTIONS_HINT}") from None
     except ValueError as exc:  # shlex: "No closing quotation"
         raise UsageError(f"Could not read the options ({exc}) — {OPTIONS_HINT}") from None
