@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import sys
-from pathlib import Path
 
 import pytest
+from ipython8 import ipython8_python
 from kernel_harness import ExecResult, KernelSession
 from offline_helpers import KEY
 
@@ -22,17 +21,7 @@ from ds_magic.testing import Script
 
 pytestmark = pytest.mark.kernel
 
-ROOT = Path(__file__).resolve().parents[1]
-IPYTHON8 = ROOT / ".venv-ipython8" / "bin" / "python"
 LONG = Script(text="word " * 2000, reasoning="", tokens_per_second=40)
-
-
-def ipython8_python() -> str:
-    if IPYTHON8.exists():
-        return str(IPYTHON8)
-    if os.environ.get("DS_MAGIC_REQUIRE_IPYTHON8"):
-        pytest.fail(f"{IPYTHON8} is missing: run scripts/ipython8-venv (CI requires the IPython 8 run)")
-    pytest.skip("no .venv-ipython8 (scripts/ipython8-venv makes it)")
 
 
 @pytest.fixture(scope="module", params=["9", "8"], ids=["ipython9", "ipython8"])
@@ -151,6 +140,25 @@ def test_interrupt_during_a_stream_is_the_same_line_in_every_wait_mode(srv, k):
     line_form = _stop(srv, k, "%deepseek long answer please")  # a line magic blocks
     assert awaited == blocked == line_form
     assert "the history, marked cancelled" in awaited
+
+
+def test_interrupt_during_each_is_one_line_and_keeps_the_batch(srv, k):
+    srv.enqueue(*[LONG] * 3)
+    k.run("xs = ['a', 'b', 'c']", timeout=10).raise_for_error()
+    since = k.mark()
+    mid = k.execute("%%deepseek --each xs\nsay {item}")
+    k.wait_for(lambda: srv.active >= 1, 20, what="a request of the batch in flight")
+    k.interrupt()
+    one_line(k.result(mid, 30), "KeyboardInterrupt: Stopped with 0 of 3 answers finished", "_ds_batch")
+    kept = k.run("print(len(_ds_batch), _ds_batch.done)", timeout=10).stdout.split()
+    assert kept == ["3", "True"]
+
+
+def test_a_missing_file_and_a_frontend_without_input_are_one_line(srv, k, tmp_path):
+    missing = tmp_path / "no-such-folder" / "chats.json"
+    one_line(k.run(f"%deepseek import {missing}", timeout=30), "Could not import", "No such file")
+    one_line(k.run(f"%deepseek export {missing}", timeout=30), "FileNotFoundError:", "No such file")
+    one_line(k.run("%deepseek key", timeout=30), "cannot ask for input", "DEEPSEEK_API_KEY")
 
 
 def test_a_real_bug_shows_a_traceback_that_says_it_is_a_bug_and_holds_no_key(srv, k):

@@ -21,7 +21,7 @@ from ..interpolate import interpolate
 from ..request import RequestPlan, plan_request
 from ..response import Response
 from .display import mark_shown
-from .errors import DeepSeekCellError, cell_error, stopped_error
+from .errors import DeepSeekCellError, batch_stopped_error, cell_error, stopped_error
 from .kernel_hooks import block_hint, in_kernel
 from .model_names import request_failed
 from .options import CellOptions
@@ -33,7 +33,18 @@ from .text_view import TextView
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__all__ = ["CellCall", "prepare", "dry_run", "start", "start_batch", "wait", "wait_async", "result"]
+__all__ = [
+    "CellCall",
+    "prepare",
+    "dry_run",
+    "start",
+    "start_batch",
+    "wait",
+    "wait_async",
+    "wait_batch",
+    "wait_batch_async",
+    "result",
+]
 
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 
@@ -141,6 +152,28 @@ def start_batch(settings: Settings, shell: InteractiveShell, call: CellCall) -> 
     if call.options.out:
         shell.user_ns[call.options.out] = result
     return result
+
+
+def wait_batch(shell: InteractiveShell, result: BatchResult) -> BatchResult:
+    """The blocking wait of ``--each``; ■ cancels the batch and says so in one line."""
+    shell.user_ns["_ds_batch"] = result
+    try:
+        return result.wait()
+    except KeyboardInterrupt:
+        result.cancel()
+        progress = result.progress
+        raise batch_stopped_error(progress.done, progress.total) from None
+
+
+async def wait_batch_async(shell: InteractiveShell, result: BatchResult) -> BatchResult:
+    """The ``await`` wait of ``--each``: the same line as :func:`wait_batch` on ■."""
+    shell.user_ns["_ds_batch"] = result
+    try:
+        return await result
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        result.cancel()
+        progress = result.progress
+        raise batch_stopped_error(progress.done, progress.total) from None
 
 
 def start(

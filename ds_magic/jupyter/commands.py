@@ -10,6 +10,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from IPython.core.error import StdinNotImplementedError
+
 from ..client import DEFAULT_BASE_URL
 from ..conversation_file import MAX_IMPORT_BYTES, FileTooLargeError
 from ..conversation_store import history_text
@@ -114,7 +116,12 @@ def _models(settings: Settings, rest: list[str]) -> list[str]:
 
 
 def _key(settings: Settings, rest: list[str]) -> None:
-    key = getpass.getpass("DeepSeek API key (kept in memory only): ").strip()
+    try:
+        key = getpass.getpass("DeepSeek API key (kept in memory only): ").strip()
+    except StdinNotImplementedError:  # a frontend that cannot answer input requests (nbclient, papermill)
+        raise DeepSeekCellError(
+            "This frontend cannot ask for input — set DEEPSEEK_API_KEY before starting the kernel"
+        ) from None
     if not key:
         raise DeepSeekCellError("No key entered; nothing changed.")
     session.set_api_key(key)

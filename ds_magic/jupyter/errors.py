@@ -18,6 +18,7 @@ the real traceback, headed by a line saying it is a ds_magic bug and how to repo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,6 +51,7 @@ __all__ = [
     "error_text",
     "cell_error",
     "stopped_error",
+    "batch_stopped_error",
     "cell_edge",
     "DeepSeekBugError",
     "ended_text",
@@ -144,9 +146,21 @@ def cell_error(exc: BaseException) -> DeepSeekCellError:
 
 def stopped_error(resp: Response, *, history: bool = True) -> DeepSeekCellError:
     """■ / Ctrl-C during a stream: the same one line in every wait mode and in the terminal."""
+    tokens = resp.timing.tokens
+    if not tokens and not resp.text_so_far and not resp.reasoning:
+        return DeepSeekCellError(
+            "Stopped before the first token; nothing was received", label="KeyboardInterrupt"
+        )
     where = "_ds_last and the history, marked cancelled" if history else "_ds_last"
     return DeepSeekCellError(
-        f"Stopped after {resp.timing.tokens} tokens; the partial answer is kept in {where}",
+        f"Stopped after {tokens} tokens; the partial answer is kept in {where}", label="KeyboardInterrupt"
+    )
+
+
+def batch_stopped_error(done: int, total: int) -> DeepSeekCellError:
+    """■ / Ctrl-C during ``--each``: what finished is kept."""
+    return DeepSeekCellError(
+        f"Stopped with {done} of {total} answers finished; the batch is kept in _ds_batch",
         label="KeyboardInterrupt",
     )
 
@@ -156,10 +170,10 @@ def cell_edge() -> Iterator[None]:
     """Around everything a ``%%deepseek`` / ``%deepseek`` runs: what fails leaves as one line, and
     what we did not anticipate as a :class:`DeepSeekBugError` (a traceback that says so).
 
-    IPython's own ``UsageError`` (e.g. from ``parse_argstring``) becomes ours too: IPython shows a
-    plain one on stderr and sends no ``error`` message, so a frontend would not see the cell fail.
-    ``KeyboardInterrupt`` and ``asyncio.CancelledError`` are not ``Exception``: the wait turns them
-    into :func:`stopped_error` where a stream was stopped, and elsewhere IPython shows them as usual.
+    IPython's own ``UsageError`` becomes ours too: IPython shows a plain one on stderr and sends no
+    ``error`` message, so a frontend would not see the cell fail. An ``OSError`` (a file that is not
+    there, a folder not writable) is the machine's, not a bug. ■ / Ctrl-C where no stream was
+    being waited for (the waits say "Stopped after N tokens" themselves) is one line too.
     """
     try:
         yield
@@ -169,6 +183,10 @@ def cell_edge() -> Iterator[None]:
         raise DeepSeekCellError(str(exc)) from None
     except DeepSeekError as exc:
         raise cell_error(exc) from None
+    except OSError as exc:
+        raise DeepSeekCellError(" ".join(str(exc).split()), label=type(exc).__name__) from None
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        raise DeepSeekCellError("Stopped", label="KeyboardInterrupt") from None
     except Exception as exc:
         raise DeepSeekBugError(exc) from exc
 

@@ -13,7 +13,18 @@ from IPython.core.magic import Magics, magics_class
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
 from ..client import DEFAULT_MODEL
-from .cell import CellCall, dry_run, prepare, result, start, start_batch, wait, wait_async
+from .cell import (
+    CellCall,
+    dry_run,
+    prepare,
+    result,
+    start,
+    start_batch,
+    wait,
+    wait_async,
+    wait_batch,
+    wait_batch_async,
+)
 from .commands import COMMANDS, usage
 from .display import mark_shown
 from .errors import DeepSeekCellError, cell_edge
@@ -115,7 +126,7 @@ class DeepSeekMagics(Magics):
             if call.options.dry_run or resolve_mode(self, background=call.options.bg) != "await":
                 return self._run(call)
             if call.options.each:
-                return await start_batch(self, self.ip, call)
+                return await wait_batch_async(self.ip, start_batch(self, self.ip, call))
             resp, view = start(self, self.ip, call, "await")
             stopped = await wait_async(resp, view)
             return result(self, self.ip, call, resp, stopped=stopped)
@@ -132,7 +143,7 @@ class DeepSeekMagics(Magics):
         mode = resolve_mode(self, background=call.options.bg)
         if call.options.each:
             batch = start_batch(self, self.ip, call)
-            return batch if mode == "background" else batch.wait()
+            return batch if mode == "background" else wait_batch(self.ip, batch)
         if mode == "await":
             mode = "block"  # reached only when the cell was not rewritten (e.g. run_cell_magic)
         resp, view = start(self, self.ip, call, mode)
