@@ -145,7 +145,6 @@ def test_interrupt_during_a_stream_is_the_same_line_in_every_wait_mode(srv, k):
 def test_interrupt_during_each_is_one_line_and_keeps_the_batch(srv, k):
     srv.enqueue(*[LONG] * 3)
     k.run("xs = ['a', 'b', 'c']", timeout=10).raise_for_error()
-    since = k.mark()
     mid = k.execute("%%deepseek --each xs\nsay {item}")
     k.wait_for(lambda: srv.active >= 1, 20, what="a request of the batch in flight")
     k.interrupt()
