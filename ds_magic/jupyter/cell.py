@@ -160,9 +160,7 @@ def wait_batch(shell: InteractiveShell, result: BatchResult) -> BatchResult:
     try:
         return result.wait()
     except KeyboardInterrupt:
-        result.cancel()
-        progress = result.progress
-        raise batch_stopped_error(progress.done, progress.total) from None
+        raise _batch_stopped(result) from None
 
 
 async def wait_batch_async(shell: InteractiveShell, result: BatchResult) -> BatchResult:
@@ -171,9 +169,13 @@ async def wait_batch_async(shell: InteractiveShell, result: BatchResult) -> Batc
     try:
         return await result
     except (asyncio.CancelledError, KeyboardInterrupt):
-        result.cancel()
-        progress = result.progress
-        raise batch_stopped_error(progress.done, progress.total) from None
+        raise _batch_stopped(result) from None
+
+
+def _batch_stopped(result: BatchResult) -> DeepSeekCellError:
+    result.cancel()  # the wait has cancelled it already; idempotent
+    progress = result.progress
+    return batch_stopped_error(progress.done, progress.total)
 
 
 def start(
