@@ -16,9 +16,10 @@ import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .errors import DeepSeekCellError
 from .options import OPTIONS_HINT, takes_value
 
-__all__ = ["LineForm", "split_line", "close_subcommand"]
+__all__ = ["LineForm", "LineError", "prompt_line", "split_line", "close_subcommand"]
 
 # One shell-like word: quoted parts and plain characters up to the next blank.
 _WORD = re.compile(r"""(?:"(?:\\.|[^"\\])*"|'[^']*'|[^\s"'])+""")
@@ -77,3 +78,21 @@ def close_subcommand(word: str, names: Iterable[str]) -> str | None:
     """The subcommand ``word`` is probably a typo of, or None."""
     found = difflib.get_close_matches(word.lower(), list(names), n=1, cutoff=CLOSE)
     return found[0] if found else None
+
+
+def prompt_line(line: str, subcommands: Iterable[str]) -> LineForm:
+    """The line as a prompt to send, or the one-line reason it is not sent."""
+    try:
+        form = split_line(line)
+    except LineError as exc:
+        raise DeepSeekCellError(str(exc)) from None
+    first = form.prompt.split(maxsplit=1)[:1]
+    near = close_subcommand(first[0], subcommands) if first and not form.explicit else None
+    if near is not None:
+        raise DeepSeekCellError(
+            f"Unknown subcommand {first[0]!r} — did you mean `%deepseek {near}`? Nothing was sent; "
+            f"to send it as a prompt: %deepseek -- {form.prompt}"
+        )
+    if not form.prompt:
+        raise DeepSeekCellError("No prompt after the options: %deepseek [options] PROMPT")
+    return form

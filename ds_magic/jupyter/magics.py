@@ -29,8 +29,8 @@ from .commands import COMMANDS, usage
 from .display import mark_shown
 from .errors import DeepSeekCellError, cell_edge
 from .kernel_hooks import resolve_mode
-from .line_form import LineError, close_subcommand, split_line
-from .options import CellOptions, deepseek_magic, parse_options
+from .line_form import prompt_line
+from .options import deepseek_magic, parse_options
 
 __all__ = ["DeepSeekMagics", "DeepSeekCellError"]
 
@@ -131,11 +131,8 @@ class DeepSeekMagics(Magics):
             stopped = await wait_async(resp, view)
             return result(self, self.ip, call, resp, stopped=stopped)
 
-    def _prepare(self, line: str, cell: str) -> CellCall:
-        return self._prepare_options(parse_options(self.deepseek, line), cell)
-
-    def _prepare_options(self, options: CellOptions, prompt: str) -> CellCall:
-        return prepare(self, self.ip, options, prompt)
+    def _prepare(self, line: str | list[str], cell: str) -> CellCall:
+        return prepare(self, self.ip, parse_options(self.deepseek, line), cell)
 
     def _run(self, call: CellCall) -> Any:
         if call.options.dry_run:
@@ -161,18 +158,5 @@ class DeepSeekMagics(Magics):
         if command is not None:
             return command(self, words[1:])
         # A one-line prompt, with the cell's options: %deepseek -m deepseek-v4-pro What is a monad?
-        try:
-            form = split_line(line)
-        except LineError as exc:
-            raise DeepSeekCellError(str(exc)) from None
-        first = form.prompt.split(maxsplit=1)[:1]
-        near = close_subcommand(first[0], COMMANDS) if first and not form.explicit else None
-        if near is not None:
-            raise DeepSeekCellError(
-                f"Unknown subcommand {first[0]!r} — did you mean `%deepseek {near}`? Nothing was sent; "
-                f"to send it as a prompt: %deepseek -- {form.prompt}"
-            )
-        if not form.prompt:
-            raise DeepSeekCellError("No prompt after the options: %deepseek [options] PROMPT")
-        options = parse_options(self.deepseek, form.options)
-        return self._run(self._prepare_options(options, form.prompt))
+        form = prompt_line(line, COMMANDS)
+        return self._run(self._prepare(form.options, form.prompt))
