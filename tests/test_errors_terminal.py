@@ -99,6 +99,9 @@ def test_a_finished_answer_leaves_no_empty_out_prompt(srv, term):
     shown = term.run("%deepseek hello")
     assert "Terminal answer here." in shown and "tok/s" in shown  # the answer, then the footer
     assert "Out[" not in shown
+    srv.enqueue(Script(text="Later.", reasoning=""))
+    shown = term.run("%deepseek --bg hello")  # nothing prints it as it streams: Out[] says what it is
+    assert re.search(r"Out\[\d+\]: <Response ", shown), shown
 
 
 def test_ctrl_c_prints_the_stopped_line_and_the_footer(srv, term):

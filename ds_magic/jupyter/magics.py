@@ -28,7 +28,7 @@ from .cell import (
 from .commands import COMMANDS, usage
 from .display import mark_shown
 from .errors import DeepSeekCellError, cell_edge
-from .kernel_hooks import resolve_mode
+from .kernel_hooks import in_kernel, resolve_mode
 from .line_form import prompt_line
 from .options import deepseek_magic, parse_options
 
@@ -145,7 +145,8 @@ class DeepSeekMagics(Magics):
             mode = "block"  # reached only when the cell was not rewritten (e.g. run_cell_magic)
         resp, view = start(self, self.ip, call, mode)
         if mode == "background":
-            mark_shown(resp)
+            if in_kernel(self.ip):  # its live view shows it; in a terminal nothing does, so Out[] does
+                mark_shown(resp)
             return resp
         stopped = wait(resp, view)
         return result(self, self.ip, call, resp, stopped=stopped)
