@@ -72,8 +72,9 @@ class DeepSeekCellError(UsageError):
 
     def _render_traceback_(self) -> list[str]:
         # IPython's structured traceback: a list of lines, joined for the terminal and sent as the
-        # error message's ``traceback`` by ipykernel. One line, and no frame of ours.
-        return [f"{self.label}: {self}"]
+        # error message's ``traceback`` by ipykernel. One line (a stray newline in a server's
+        # message included), and no frame of ours.
+        return [f"{self.label}: {' '.join(str(self).split())}"]
 
 
 #: The notebook's way out of a cache it cannot trust, instead of the core's ``ResponseCache(path=...)``.
