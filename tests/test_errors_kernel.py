@@ -82,7 +82,7 @@ def test_an_unknown_model_lists_what_the_server_offers_asking_once(srv, k):
     assert offered and all(name in line for name in offered)
     one_line(k.run("%%deepseek -m nope-again\nhi", timeout=30), "Unknown model 'nope-again'")
     models_gets = [q for q in srv.requests if q.path.endswith("/models")]
-    assert len(models_gets) <= 1  # kept per base URL (0 when an earlier test of this kernel asked)
+    assert len(models_gets) == 1  # asked once, then kept per base URL
     assert len(chat_posts(srv)) == 2
 
 
