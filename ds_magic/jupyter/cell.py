@@ -21,8 +21,9 @@ from ..interpolate import interpolate
 from ..request import RequestPlan, plan_request
 from ..response import Response
 from .display import mark_shown
-from .errors import DeepSeekCellError, cell_error, ended_text
+from .errors import DeepSeekCellError, batch_stopped_error, cell_error, stopped_error
 from .kernel_hooks import block_hint, in_kernel
+from .model_names import request_failed
 from .options import CellOptions
 from .session import session
 from .settings import Settings, body_params, chat_params
@@ -32,7 +33,18 @@ from .text_view import TextView
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__all__ = ["CellCall", "prepare", "dry_run", "start", "start_batch", "wait", "wait_async", "result"]
+__all__ = [
+    "CellCall",
+    "prepare",
+    "dry_run",
+    "start",
+    "start_batch",
+    "wait",
+    "wait_async",
+    "wait_batch",
+    "wait_batch_async",
+    "result",
+]
 
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 
@@ -160,6 +172,30 @@ def schema_named(shell: InteractiveShell, name: str) -> Any:
     raise DeepSeekCellError(f"--schema {name}: no variable named {name!r} in the namespace")
 
 
+def wait_batch(shell: InteractiveShell, result: BatchResult) -> BatchResult:
+    """The blocking wait of ``--each``; ■ cancels the batch and says so in one line."""
+    shell.user_ns["_ds_batch"] = result
+    try:
+        return result.wait()
+    except KeyboardInterrupt:
+        raise _batch_stopped(result) from None
+
+
+async def wait_batch_async(shell: InteractiveShell, result: BatchResult) -> BatchResult:
+    """The ``await`` wait of ``--each``: the same line as :func:`wait_batch` on ■."""
+    shell.user_ns["_ds_batch"] = result
+    try:
+        return await result
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise _batch_stopped(result) from None
+
+
+def _batch_stopped(result: BatchResult) -> DeepSeekCellError:
+    result.cancel()  # the wait has cancelled it already; idempotent
+    progress = result.progress
+    return batch_stopped_error(progress.done, progress.total)
+
+
 def start(
     settings: Settings, shell: InteractiveShell, call: CellCall, mode: str
 ) -> tuple[Response, StreamView | TextView]:
@@ -190,19 +226,35 @@ def start(
     return resp, view
 
 
-def wait(resp: Response, view: StreamView | TextView) -> None:
-    """The ``block`` wait: 100 ms slices (``join``), so ■ still cancels."""
+def wait(resp: Response, view: StreamView | TextView) -> bool:
+    """The ``block`` wait: 100 ms slices (``join``), so ■ still cancels. True if ■ / Ctrl-C stopped it.
+
+    The KeyboardInterrupt is not let out: :func:`result` says "Stopped after N tokens" in one line,
+    the same words as the ``await`` wait (issue 13; it used to be a bare KeyboardInterrupt here).
+    """
+    stopped = False
     if isinstance(view, TextView):
-        view.run()  # terminal: print as it streams; Ctrl-C cancels
-        return
+        return view.run()  # terminal: print as it streams; Ctrl-C cancels
     try:
-        resp.join()
-    finally:
-        view.wait_finalized()
+        resp.join()  # an interrupted join cancels the request (waitable.py)
+    except KeyboardInterrupt:
+        stopped = True
+        _settle(resp)
+    view.wait_finalized()
+    return stopped
 
 
-async def wait_async(resp: Response, view: StreamView | TextView) -> None:
-    """The ``await`` wait: the kernel handles clicks and ■ meanwhile."""
+def _settle(resp: Response) -> None:
+    """After ■: let the cancelled request end, so the token count said is the final one."""
+    resp.cancel()
+    try:
+        resp.join(5)
+    except KeyboardInterrupt:  # ■ pressed twice: the request is already cancelled
+        pass
+
+
+async def wait_async(resp: Response, view: StreamView | TextView) -> bool:
+    """The ``await`` wait: the kernel handles clicks and ■ meanwhile. True if ■ stopped it."""
     assert isinstance(view, StreamView)  # await mode runs only in a kernel
     interrupted = False
     try:
@@ -217,17 +269,22 @@ async def wait_async(resp: Response, view: StreamView | TextView) -> None:
             if view.wait_finalized(0):
                 break
             await asyncio.sleep(0.01)
-    if interrupted:
-        raise DeepSeekCellError(
-            f"Interrupted: the request was stopped after {resp.timing.tokens} tokens; "
-            "the partial answer is kept in the history, marked cancelled."
-        )
+    return interrupted
 
 
-def result(shell: InteractiveShell, call: CellCall, resp: Response) -> Any:
-    """The cell's value once the answer ended: the Response (or the parsed JSON with --json)."""
+def result(
+    settings: Settings, shell: InteractiveShell, call: CellCall, resp: Response, *, stopped: bool = False
+) -> Any:
+    """The cell's value once the answer ended: the Response (or the parsed JSON with --json).
+
+    In terminal IPython a Response is not returned: the text view has printed it, and a value whose
+    display prints nothing would still get an empty ``Out[n]:`` prompt (issue 13).
+    """
+    shell.user_ns["_ds_last"] = resp
+    if stopped and resp.status != "ok":
+        raise stopped_error(resp, history=call.conversation is not None)
     if resp.status in ("error", "interrupted"):
-        raise DeepSeekCellError(ended_text(resp))
+        raise request_failed(resp, session.client(settings))
     value: Any = resp
     if call.options.json and resp.status == "ok":
         try:
@@ -242,7 +299,8 @@ def result(shell: InteractiveShell, call: CellCall, resp: Response) -> Any:
         m = _FENCE.search(resp.text_so_far)
         code = m.group(1) if m else resp.text_so_far
         shell.set_next_input(code.rstrip("\n"), replace=False)
-    shell.user_ns["_ds_last"] = resp
     if isinstance(value, Response):
+        if not in_kernel(shell):
+            return None
         mark_shown(value)
     return value

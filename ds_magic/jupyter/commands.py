@@ -10,6 +10,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from IPython.core.error import StdinNotImplementedError
+
 from ..client import DEFAULT_BASE_URL
 from ..conversation_file import MAX_IMPORT_BYTES, FileTooLargeError
 from ..conversation_store import history_text
@@ -23,12 +25,15 @@ from .kernel_hooks import resolve_mode
 from .session import cancel_all, session
 from .settings import Settings
 
-__all__ = ["COMMANDS", "USAGE"]
+__all__ = ["COMMANDS", "usage"]
 
-USAGE = (
-    "Usage: %deepseek history | chats | reset | fork | export | import | models | key | cancel-all | "
-    "config | stats | cache | chat, or %%deepseek for a cell"
-)
+
+def usage() -> str:
+    """What bare ``%deepseek`` says: every subcommand (read from COMMANDS, so none is left out)."""
+    return (
+        f"Usage: %deepseek SUBCOMMAND, one of: {' | '.join(COMMANDS)}; or %deepseek [options] PROMPT, "
+        "or %%deepseek [options] with the prompt in the cell — %%deepseek? lists the options"
+    )
 
 
 def _history(settings: Settings, rest: list[str]) -> None:
@@ -111,7 +116,12 @@ def _models(settings: Settings, rest: list[str]) -> list[str]:
 
 
 def _key(settings: Settings, rest: list[str]) -> None:
-    key = getpass.getpass("DeepSeek API key (kept in memory only): ").strip()
+    try:
+        key = getpass.getpass("DeepSeek API key (kept in memory only): ").strip()
+    except StdinNotImplementedError:  # a frontend that cannot answer input requests (nbclient, papermill)
+        raise DeepSeekCellError(
+            "This frontend cannot ask for input — set DEEPSEEK_API_KEY before starting the kernel"
+        ) from None
     if not key:
         raise DeepSeekCellError("No key entered; nothing changed.")
     session.set_api_key(key)

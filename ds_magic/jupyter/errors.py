@@ -4,12 +4,24 @@ Core errors say what happened (``.what``) and what to do in core terms (``.hint`
 ``Client(timeout=...)``). In a notebook the user acts through ``%deepseek key``, ``%config
 DeepSeekMagics...`` and cell options, so the edge swaps the hint for one in those terms, per error
 class. Every cell failure and every inline error of the chat is worded here.
+
+How IPython shows them (issue 13): IPython special-cases ``etype is UsageError`` only, so a subclass
+would get the whole traceback through ``await __ds_magic_run__(...)`` and the magic's frames. Both
+IPython's ``InteractiveShell.showtraceback`` (terminal) and ipykernel (whose ``_showtraceback`` sends
+the ``error`` iopub message and keeps it for the ``execute_reply``) use an exception's
+``_render_traceback_()`` as the structured traceback when it has one (IPython 8 and 9 alike), so
+:class:`DeepSeekCellError` renders as its one line, plain text like IPython's own ``UsageError:``
+line (no ANSI codes: the frontends show it in the same stderr colours), and the cell still fails, so
+Run All stops. An exception we did not anticipate becomes a :class:`DeepSeekBugError` (bug_report.py):
+the real traceback, headed by a line saying it is a ds_magic bug and how to report it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from IPython.core.error import UsageError
 
@@ -28,6 +40,7 @@ from ..errors import (
 )
 from ..private_file import ELSEWHERE
 from ..response import Response
+from .bug_report import DeepSeekBugError
 
 __all__ = [
     "DeepSeekCellError",
@@ -37,12 +50,31 @@ __all__ = [
     "LOG_WORDING",
     "error_text",
     "cell_error",
+    "stopped_error",
+    "batch_stopped_error",
+    "cell_edge",
+    "DeepSeekBugError",
     "ended_text",
 ]
 
 
 class DeepSeekCellError(UsageError):
-    """Shown by IPython as one line (no traceback), and the cell fails so Run All stops."""
+    """Shown by IPython as one line (no traceback), and the cell fails so Run All stops.
+
+    ``label`` is the word before the colon: ``UsageError`` for what the user can fix in the cell, the
+    core error's class name (``AuthenticationError``, ``RateLimitError``) for a failed request, and
+    ``KeyboardInterrupt`` for ■ / Ctrl-C.
+    """
+
+    def __init__(self, message: str, *, label: str = "UsageError") -> None:
+        super().__init__(message)
+        self.label = label
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython's structured traceback: a list of lines, joined for the terminal and sent as the
+        # error message's ``traceback`` by ipykernel. One line (a stray newline in a server's
+        # message included), and no frame of ours.
+        return [f"{self.label}: {' '.join(str(self).split())}"]
 
 
 #: The notebook's way out of a cache it cannot trust, instead of the core's ``ResponseCache(path=...)``.
@@ -109,7 +141,55 @@ def ended_text(resp: Response, *, chat: bool = False) -> str:
 
 def cell_error(exc: BaseException) -> DeepSeekCellError:
     """``raise cell_error(exc) from None``: the cell fails with the notebook's one-line message."""
-    return DeepSeekCellError(error_text(exc))
+    label = type(exc).__name__ if isinstance(exc, DeepSeekError) else "UsageError"
+    return DeepSeekCellError(error_text(exc), label=label)
+
+
+def stopped_error(resp: Response, *, history: bool = True) -> DeepSeekCellError:
+    """■ / Ctrl-C during a stream: the same one line in every wait mode and in the terminal."""
+    tokens = resp.timing.tokens
+    if not tokens and not resp.text_so_far and not resp.reasoning:
+        return DeepSeekCellError(
+            "Stopped before the first token; nothing was received", label="KeyboardInterrupt"
+        )
+    where = "_ds_last and the history, marked cancelled" if history else "_ds_last"
+    return DeepSeekCellError(
+        f"Stopped after {tokens} tokens; the partial answer is kept in {where}", label="KeyboardInterrupt"
+    )
+
+
+def batch_stopped_error(done: int, total: int) -> DeepSeekCellError:
+    """■ / Ctrl-C during ``--each``: what finished is kept."""
+    return DeepSeekCellError(
+        f"Stopped with {done} of {total} answers finished; the batch is kept in _ds_batch",
+        label="KeyboardInterrupt",
+    )
+
+
+@contextmanager
+def cell_edge() -> Iterator[None]:
+    """Around everything a ``%%deepseek`` / ``%deepseek`` runs: what fails leaves as one line, and
+    what we did not anticipate as a :class:`DeepSeekBugError` (a traceback that says so).
+
+    IPython's own ``UsageError`` becomes ours too: IPython shows a plain one on stderr and sends no
+    ``error`` message, so a frontend would not see the cell fail. An ``OSError`` (a file that is not
+    there, a folder not writable) is the machine's, not a bug. ■ / Ctrl-C where no stream was
+    being waited for (the waits say "Stopped after N tokens" themselves) is one line too.
+    """
+    try:
+        yield
+    except DeepSeekCellError:
+        raise
+    except UsageError as exc:
+        raise DeepSeekCellError(str(exc)) from None
+    except DeepSeekError as exc:
+        raise cell_error(exc) from None
+    except OSError as exc:
+        raise DeepSeekCellError(" ".join(str(exc).split()), label=type(exc).__name__) from None
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        raise DeepSeekCellError("Stopped", label="KeyboardInterrupt") from None
+    except Exception as exc:
+        raise DeepSeekBugError(exc) from exc
 
 
 class _LogWording(logging.Filter):

@@ -13,11 +13,23 @@ from IPython.core.magic import Magics, magics_class
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
 from ..client import DEFAULT_MODEL
-from .cell import CellCall, dry_run, prepare, result, start, start_batch, wait, wait_async
-from .commands import COMMANDS, USAGE
+from .cell import (
+    CellCall,
+    dry_run,
+    prepare,
+    result,
+    start,
+    start_batch,
+    wait,
+    wait_async,
+    wait_batch,
+    wait_batch_async,
+)
+from .commands import COMMANDS, usage
 from .display import mark_shown
-from .errors import DeepSeekCellError
-from .kernel_hooks import resolve_mode
+from .errors import DeepSeekCellError, cell_edge
+from .kernel_hooks import in_kernel, resolve_mode
+from .line_form import prompt_line
 from .options import deepseek_magic, parse_options
 
 __all__ = ["DeepSeekMagics", "DeepSeekCellError"]
@@ -97,24 +109,29 @@ class DeepSeekMagics(Magics):
 
         Cell:  %%deepseek [options]  then the prompt on the following lines ({name} is interpolated).
         Line:  %deepseek history [--chat NAME] | chats | reset [NAME] | fork SRC DST | export FILE |
-               import FILE | models | key | cancel-all | config | <a one-line prompt>
+               import FILE | models | key | cancel-all | config | stats | cache | chat
+               (bare %deepseek lists them all), or %deepseek [options] PROMPT, where the
+               options are the cell's; %deepseek [options] -- PROMPT sends a prompt whose
+               first word looks like a subcommand.
         """
-        if cell is None:
-            return self._line(line)
-        return self._run(self._prepare(line, cell))
+        with cell_edge():  # one line for what fails; a bug says it is one (errors.py)
+            if cell is None:
+                return self._line(line)
+            return self._run(self._prepare(line, cell))
 
     async def run_async(self, line: str, cell: str) -> Any:
         """The ``await`` path: the cell awaits in 100 ms slices, so clicks and ■ are handled."""
-        call = self._prepare(line, cell)
-        if call.options.dry_run or resolve_mode(self, background=call.options.bg) != "await":
-            return self._run(call)
-        if call.options.each:
-            return await start_batch(self, self.ip, call)
-        resp, view = start(self, self.ip, call, "await")
-        await wait_async(resp, view)
-        return result(self.ip, call, resp)
+        with cell_edge():
+            call = self._prepare(line, cell)
+            if call.options.dry_run or resolve_mode(self, background=call.options.bg) != "await":
+                return self._run(call)
+            if call.options.each:
+                return await wait_batch_async(self.ip, start_batch(self, self.ip, call))
+            resp, view = start(self, self.ip, call, "await")
+            stopped = await wait_async(resp, view)
+            return result(self, self.ip, call, resp, stopped=stopped)
 
-    def _prepare(self, line: str, cell: str) -> CellCall:
+    def _prepare(self, line: str | list[str], cell: str) -> CellCall:
         return prepare(self, self.ip, parse_options(self.deepseek, line), cell)
 
     def _run(self, call: CellCall) -> Any:
@@ -123,21 +140,24 @@ class DeepSeekMagics(Magics):
         mode = resolve_mode(self, background=call.options.bg)
         if call.options.each:
             batch = start_batch(self, self.ip, call)
-            return batch if mode == "background" else batch.wait()
+            return batch if mode == "background" else wait_batch(self.ip, batch)
         if mode == "await":
             mode = "block"  # reached only when the cell was not rewritten (e.g. run_cell_magic)
         resp, view = start(self, self.ip, call, mode)
         if mode == "background":
-            mark_shown(resp)
+            if in_kernel(self.ip):  # its live view shows it; in a terminal nothing does, so Out[] does
+                mark_shown(resp)
             return resp
-        wait(resp, view)
-        return result(self.ip, call, resp)
+        stopped = wait(resp, view)
+        return result(self, self.ip, call, resp, stopped=stopped)
 
     def _line(self, line: str) -> Any:
         words = line.split()
         if not words:
-            raise DeepSeekCellError(USAGE)
+            raise DeepSeekCellError(usage())
         command = COMMANDS.get(words[0])
-        if command is None:
-            return self.deepseek("", line)  # a one-line prompt: %deepseek What is a monad?
-        return command(self, words[1:])
+        if command is not None:
+            return command(self, words[1:])
+        # A one-line prompt, with the cell's options: %deepseek -m deepseek-v4-pro What is a monad?
+        form = prompt_line(line, COMMANDS)
+        return self._run(self._prepare(form.options, form.prompt))

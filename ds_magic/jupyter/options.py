@@ -7,14 +7,19 @@ in the order listed here, which is the order the help shows.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from IPython.core.magic import line_cell_magic
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.error import UsageError
+from IPython.core.magic import line_cell_magic, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments
 
-__all__ = ["CellOptions", "deepseek_magic", "parse_options"]
+__all__ = ["CellOptions", "deepseek_magic", "parse_options", "takes_value", "OPTIONS_HINT"]
+
+#: What an unknown or malformed option points to.
+OPTIONS_HINT = "%%deepseek? lists the options"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,11 +112,17 @@ class CellOptions:
 
 
 def deepseek_magic(func: F) -> F:
-    """``@line_cell_magic``, then ``@magic_arguments()`` with an ``@argument(...)`` per option.
+    """``@no_var_expand @line_cell_magic``, then ``@magic_arguments()`` with an ``@argument(...)``
+    per option.
+
+    ``no_var_expand``: IPython would otherwise expand ``{expr}`` and ``$name`` in the line before we
+    see it, running the code inside the braces (``%deepseek tell me {print('RAN') or 7}``); the
+    line then gets the same safe ``{name}`` interpolation as a cell's prompt (interpolate.py).
 
     Each of IPython's decorators returns the function it was given (marked, or with the parser
     attached), so F in is F out; upstream they are untyped, or typed as returning a decorator.
     """
+    func = no_var_expand(func)
     func = line_cell_magic(func)  # type: ignore[assignment]
     for names, kwargs in reversed(_OPTIONS):  # decorators apply bottom-up: last option first
         func = argument(*names, **kwargs)(func)  # type: ignore[no-untyped-call]
@@ -119,10 +130,27 @@ def deepseek_magic(func: F) -> F:
     return decorated
 
 
-def parse_options(func: Callable[..., Any], line: str) -> CellOptions:
-    """Parse a ``%%deepseek`` line with the parser :func:`deepseek_magic` attached to ``func``.
+def parse_options(func: Callable[..., Any], line: str | list[str]) -> CellOptions:
+    """Parse a ``%%deepseek`` line (or its words) with the parser :func:`deepseek_magic` attached
+    to ``func``.
 
-    A bad option raises IPython's ``UsageError`` (one line, as for any magic).
+    The words are split like a POSIX shell line (``shlex``), so ``-s "be brief"`` is ``be brief``:
+    IPython's ``parse_argstring`` splits with ``arg_split``, which keeps the quotes on POSIX.
+    A bad option raises IPython's ``UsageError`` with argparse's words and where to look.
     """
-    parsed = parse_argstring(func, line)  # type: ignore[no-untyped-call]  # untyped upstream
+    try:
+        argv = shlex.split(line) if isinstance(line, str) else line
+        parsed = cast(Any, func).parser.parse_args(argv)  # the parser magic_arguments() attached
+    except UsageError as exc:  # IPython's MagicArgumentParser.error raises it
+        raise UsageError(f"{str(exc).rstrip('.')} — {OPTIONS_HINT}") from None
+    except ValueError as exc:  # shlex: "No closing quotation"
+        raise UsageError(f"Could not read the options ({exc}) — {OPTIONS_HINT}") from None
     return CellOptions(**vars(parsed))
+
+
+def takes_value(option: str) -> bool:
+    """Whether ``option`` (``-m``, ``--model``) is followed by a value; False for flags and unknowns."""
+    for names, kwargs in _OPTIONS:
+        if option in names:
+            return kwargs.get("action") not in ("store_true", "store_const")
+    return False
