@@ -65,6 +65,10 @@ class DeepSeekMagics(Magics):
     interpolate = Bool(True, help="Replace {name} in prompts with values from the namespace.").tag(
         config=True
     )
+    context_max_chars = Int(
+        4_000,
+        help="Cap of one summarised {name} value (DataFrame, Series, ndarray, dict, list, long string) in a prompt.",
+    ).tag(config=True)
     timeout = Float(None, allow_none=True, help="Seconds for connect, first token and idle deadlines.").tag(
         config=True
     )
