@@ -19,6 +19,7 @@ from ..guard import mask_key
 from ..run_stats import plot_records, stats
 from .display import show_output
 from .errors import DeepSeekCellError, cell_error
+from .explain import explain_command, fix_command
 from .kernel_hooks import resolve_mode
 from .session import cancel_all, session
 from .settings import Settings
@@ -27,7 +28,7 @@ __all__ = ["COMMANDS", "USAGE"]
 
 USAGE = (
     "Usage: %deepseek history | chats | reset | fork | export | import | models | key | cancel-all | "
-    "config | stats | cache | chat, or %%deepseek for a cell"
+    "config | stats | cache | chat | explain | fix, or %%deepseek for a cell"
 )
 
 
@@ -192,4 +193,6 @@ COMMANDS: dict[str, Callable[[Settings, list[str]], Any]] = {
     "stats": _stats,
     "cache": _cache,
     "chat": _chat,
+    "explain": explain_command,
+    "fix": fix_command,
 }

@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from ..batch_progress import Progress
 from ..batch_result import BatchResult
 from ..batching import register_progress_view
-from . import display, kernel_hooks
+from . import display, kernel_hooks, last_error
 from .batch_view import BatchProgressView
 from .errors import LOG_WORDING
 from .magics import DeepSeekMagics
@@ -37,6 +37,7 @@ def load(ip: InteractiveShell) -> None:
     display.register(ip)
     logging.getLogger("ds_magic").addFilter(LOG_WORDING)  # what the core logs, in notebook terms
     kernel_hooks.install(ip, magics, magics.run_async)
+    last_error.install(ip)  # %deepseek explain / fix read the last failed cell
     if kernel_hooks.in_kernel(ip):
         register_progress_view(_show_progress)
 
@@ -54,6 +55,7 @@ def unload(ip: InteractiveShell) -> None:
         return
     session.close()  # cancels what still runs
     kernel_hooks.uninstall(ip)
+    last_error.uninstall(ip)
     register_progress_view(None)
     for kind in ("line", "cell"):
         ip.magics_manager.magics[kind].pop("deepseek", None)

@@ -101,7 +101,7 @@ class DeepSeekMagics(Magics):
 
         Cell:  %%deepseek [options]  then the prompt on the following lines ({name} is interpolated).
         Line:  %deepseek history [--chat NAME] | chats | reset [NAME] | fork SRC DST | export FILE |
-               import FILE | models | key | cancel-all | config | <a one-line prompt>
+               import FILE | models | key | cancel-all | config | explain | fix | <a one-line prompt>
         """
         if cell is None:
             return self._line(line)
