@@ -49,6 +49,7 @@ _LAZY = {
     "EventTooLargeError": "errors",
     "CacheError": "errors",
     "DialectError": "errors",
+    "ToolError": "errors",
     "RedactRules": "redact",
     "batch": "batching",
     "BatchResult": "batch_result",
@@ -58,6 +59,11 @@ _LAZY = {
     "clear_records": "run_records",
     "stats": "run_stats",
     "serve_metrics": "metrics",
+    "tool": "tools",
+    "as_tools": "tools",
+    "Tool": "tools",
+    "ToolLoop": "tool_loop",
+    "ToolCallRecord": "tool_loop",
     "Chat": "jupyter.chat",
 }
 
@@ -90,6 +96,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         StreamDecodeError,
         StreamError,
         StreamInterruptedError,
+        ToolError,
     )
     from .metrics import serve_metrics
     from .redact import RedactRules
@@ -99,6 +106,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
     from .run_stats import stats
     from .split import split_text
     from .sse import ServerSentEvent, SSEDecoder
+    from .tool_loop import ToolCallRecord, ToolLoop
+    from .tools import Tool, as_tools, tool
     from .types import (
         AnswerDelta,
         Finish,

@@ -8,8 +8,8 @@ import os
 import re
 import threading
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 import httpx
 
@@ -23,12 +23,15 @@ from .response import Response, ResponseWriter
 from .retry import RetryPolicy
 from .runner import RequestSpec, finish_in_turn, run_request
 from .sse import DEFAULT_MAX_EVENT_BYTES
+from .tools import needs_beta, wants_loop
 from .transport import error_from_response, error_from_transport, read_limited
 
 if TYPE_CHECKING:
     from .cache import ResponseCache
     from .conversation import Conversation
     from .redact import RedactRules
+    from .tool_loop import Approver, ToolLoop
+    from .tools import Tool
 
 __all__ = ["Client", "DEFAULT_BASE_URL", "DEFAULT_MODEL"]
 
@@ -173,9 +176,27 @@ class Client:
             base = base.removesuffix("/v1").removesuffix("/beta") + "/beta"
         return base + path
 
+    @overload
     def chat(
         self,
-        messages: str | Sequence[Mapping[str, Any]],
+        messages: str | Sequence[Mapping[str, Any]] | None,
+        *,
+        tools: Sequence[Callable[..., Any] | Tool],
+        max_steps: int = ...,
+        approve: Approver | None = ...,
+        **params: Any,
+    ) -> ToolLoop: ...
+    @overload
+    def chat(
+        self,
+        messages: str | Sequence[Mapping[str, Any]] | None,
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        **params: Any,
+    ) -> Response: ...
+    def chat(
+        self,
+        messages: str | Sequence[Mapping[str, Any]] | None,
         *,
         model: str | None = None,
         conversation: Conversation | None = None,
@@ -184,8 +205,9 @@ class Client:
         timeout: Timeout | float | None = None,
         cache: ResponseCache | bool | None = None,
         allow_secrets: bool = False,
+        tools: Sequence[Any] | None = None,
         **params: Any,
-    ) -> Response:
+    ) -> Any:
         """Start a streaming chat request and return its :class:`Response` at once.
 
         ``messages`` is a prompt string or a list of message dicts. With ``conversation``, it must be
@@ -196,7 +218,27 @@ class Client:
         ``cache`` overrides the client's response cache for this call (False: none).
         A prompt that looks like it holds a secret (an API key, a private key block, this client's
         own key) raises :class:`SecretInPromptError` and is not sent, unless ``allow_secrets=True``.
+
+        ``tools`` of functions (or ``ds_magic.tool`` objects) return a :class:`ToolLoop` instead, not
+        started: ``.run()`` or ``await`` it (tool_loop.py; also ``max_steps=``, ``approve=``).
+        Raw ``{"type": "function", ...}`` specs are sent as they are, and the calls are yours to run.
         """
+        if wants_loop(tools):
+            from .tool_loop import ToolLoop  # the tool loop only when tools are asked for
+
+            kw: dict[str, Any] = {
+                "model": model,
+                "beta": beta,
+                "timeout": timeout,
+                "cache": cache,
+                "allow_secrets": allow_secrets,
+            }
+            return ToolLoop(
+                self, messages, tools or (), conversation=conversation, system=system, **kw, **params
+            )
+        if tools is not None:
+            params["tools"] = tools
+            beta = beta or needs_beta(tools)  # strict schemas go to /beta (deepseek-api.md §4.6)
         if not allow_secrets:
             self._guard(messages, system)
         model = model or self.model
@@ -212,7 +254,7 @@ class Client:
         )
         writer = ResponseWriter(resp)
         if conversation is not None:
-            conv, prompt = conversation, str(messages)
+            conv, prompt = conversation, None if messages is None else str(messages)
             writer.before_done(lambda r: conv.record(prompt, r))  # history before it reports done
         _track(writer)  # a run record when it ends: ds_magic.records() / stats() / metrics
         scope = ("beta" if beta else "", self.redact.fingerprint if self.redact is not None else "")
@@ -264,13 +306,13 @@ class Client:
         body = plan.final_body()
         return to_openai(body)[0] if self.known_dialect() == "openai" else body
 
-    def _guard(self, messages: str | Sequence[Mapping[str, Any]], system: str | None) -> None:
+    def _guard(self, messages: str | Sequence[Mapping[str, Any]] | None, system: str | None) -> None:
         """The outbound secret check (guard.py): what the user is about to send, never the reply."""
         texts: list[tuple[str, str]] = []
         if isinstance(messages, str):
             texts.append(("prompt", messages))
         else:
-            for i, m in enumerate(messages):
+            for i, m in enumerate(messages or ()):
                 content = m.get("content") if isinstance(m, Mapping) else None
                 if isinstance(content, str) and m.get("role") in ("user", "system"):
                     texts.append((f"message {i + 1}", content))

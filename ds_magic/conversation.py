@@ -193,13 +193,17 @@ class Conversation:
         self._append(turn)
         return turn
 
-    def add_tool_result(self, tool_call_id: str, content: str) -> Turn:
-        turn = Turn("tool", content, tool_call_id=tool_call_id)
+    def add_tool_result(
+        self, tool_call_id: str, content: str, *, status: str = "ok", meta: Mapping[str, Any] | None = None
+    ) -> Turn:
+        """Store a tool's result; ``status`` marks a call that was not run ("cancelled")."""
+        turn = Turn("tool", content, tool_call_id=tool_call_id, status=status, meta=dict(meta or {}))
         self._append(turn)
         return turn
 
-    def record(self, prompt: str, response: ResponseLike) -> None:
-        """Store a finished exchange: the prompt and the response's answer.
+    def record(self, prompt: str | None, response: ResponseLike) -> None:
+        """Store a finished exchange: the prompt and the response's answer (with ``prompt`` None,
+        the answer only: a tool loop's next step goes on from the tool results).
 
         Policy, by ``response.status``:
 
@@ -238,7 +242,7 @@ class Conversation:
         if error is not None and status != "ok":
             meta["error"] = str(error)
         model = getattr(response, "model", None)
-        user = Turn("user", prompt)
+        head = [Turn("user", prompt)] if prompt is not None else []
         answer = Turn(
             "assistant",
             text,
@@ -248,7 +252,7 @@ class Conversation:
             model=str(model) if model else None,
             meta=meta,
         )
-        self._append(user, answer)
+        self._append(*head, answer)
 
     # ------------------------------------------------------------------------------- the wire
     def messages(

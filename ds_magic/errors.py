@@ -19,7 +19,8 @@
      ├─ StreamError (partial)            an error object sent inside a 200 stream
      ├─ SecretInPromptError (findings)   the prompt looks like it holds a secret: not sent
      ├─ CacheError (path)                the response cache folder or file is not safe or not usable
-     └─ DialectError                     a DeepSeek-only feature asked of a server of another dialect
+     ├─ DialectError                     a DeepSeek-only feature asked of a server of another dialect
+ └─ ToolError                       a function that cannot be a tool (tools.py), found at registration
 
 Every message is one line that says what to do next. The API key never appears in any of
 them, nor in any attribute that holds server text or a server body: :func:`redact` scrubs the
@@ -54,6 +55,7 @@ __all__ = [
     "StreamError",
     "SecretInPromptError",
     "DialectError",
+    "ToolError",
     "RedirectError",
     "EventTooLargeError",
     "CacheError",
@@ -376,3 +378,9 @@ class CacheError(DeepSeekError):
 
 class DialectError(DeepSeekError):
     """A DeepSeek-only feature (the balance, say) asked of a server that speaks another dialect."""
+
+
+class ToolError(DeepSeekError):
+    """A function that cannot be offered as a tool (tools.py): a parameter with no JSON schema, a
+    name DeepSeek refuses, a repeated name, too many tools. Raised at registration, before anything
+    is sent; the message names the function and, where it is one, the parameter."""

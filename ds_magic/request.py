@@ -131,7 +131,7 @@ class RequestPlan:
 
 
 def plan_request(
-    messages: str | Sequence[Mapping[str, Any]],
+    messages: str | Sequence[Mapping[str, Any]] | None,
     model: str,
     *,
     conversation: Conversation | None = None,
@@ -144,9 +144,12 @@ def plan_request(
     conversation when the request starts; ``system`` overrides its system prompt for this request.
     """
     if conversation is not None:
-        if not isinstance(messages, str):
+        if messages is not None and not isinstance(messages, str):
             raise ValueError("with conversation=..., pass the new prompt as a string")
-        body = build_body([{"role": "user", "content": messages}], model, **params)
+        # None: no new prompt, the conversation goes on from its last turn (a tool loop's next step,
+        # after the tool results: tool_loop.py); the body's messages are filled in by final_body.
+        first = messages if messages is not None else ""
+        body = build_body([{"role": "user", "content": first}], model, **params)
         return RequestPlan(
             body,
             conversation,
@@ -155,6 +158,8 @@ def plan_request(
             thinking=thinking_value(params.get("thinking", True)).get("type") != "disabled",
             tools=bool(params.get("tools")),
         )
+    if messages is None:
+        raise ValueError("messages is None: give a prompt (None goes on with a conversation=... only)")
     msgs = check_messages(messages)
     if system is not None:
         msgs = [{"role": "system", "content": system}, *[m for m in msgs if m.get("role") != "system"]]
