@@ -19,6 +19,7 @@ from .display import mark_shown
 from .errors import DeepSeekCellError
 from .kernel_hooks import resolve_mode
 from .options import deepseek_magic, parse_options
+from .tool_cell import run_tools, run_tools_async, wants_tools
 
 __all__ = ["DeepSeekMagics", "DeepSeekCellError"]
 
@@ -88,6 +89,18 @@ class DeepSeekMagics(Magics):
     batch_concurrency = Int(8, help="Requests in flight for %%deepseek --each (lowered on 429).").tag(
         config=True
     )
+    tools = List(
+        Unicode(),
+        default_value=[],
+        help="Tools every %%deepseek cell offers the model (names in the namespace, or the built-ins "
+        "python, variables); --tools overrides it.",
+    ).tag(config=True)
+    tool_approval = Enum(
+        ["ask", "auto"],
+        "ask",
+        help="ask: each tool call waits for Run / Deny / Always (headless runs deny); auto: run every call.",
+    ).tag(config=True)
+    tool_max_steps = Int(8, help="With tools: at most this many requests per cell.").tag(config=True)
 
     @property
     def ip(self) -> InteractiveShell:
@@ -114,6 +127,8 @@ class DeepSeekMagics(Magics):
             return self._run(call)
         if call.options.each:
             return await start_batch(self, self.ip, call)
+        if wants_tools(self, call.options):
+            return await run_tools_async(self, self.ip, call)
         resp, view = start(self, self.ip, call, "await")
         await wait_async(resp, view)
         return result(self.ip, call, resp)
@@ -130,6 +145,8 @@ class DeepSeekMagics(Magics):
             return batch if mode == "background" else batch.wait()
         if mode == "await":
             mode = "block"  # reached only when the cell was not rewritten (e.g. run_cell_magic)
+        if wants_tools(self, call.options):
+            return run_tools(self, self.ip, call, mode if mode != "background" else "block")
         resp, view = start(self, self.ip, call, mode)
         if mode == "background":
             mark_shown(resp)

@@ -59,7 +59,8 @@ def run_code(code: str, ns: dict[str, Any], filename: str = "<ds_magic python to
         return f"SyntaxError: {exc.msg} (line {exc.lineno})"
     last: ast.expr | None = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = tree.body.pop().value
+        last = tree.body[-1].value
+        tree.body.pop()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             exec(compile(tree, filename, "exec"), ns)  # the user asked for exactly this (approval)
@@ -94,11 +95,10 @@ def _exception_lines(exc: BaseException) -> str:
 
 
 def _is_user_variable(name: str, value: Any, hidden: Any) -> bool:
+    # The user's functions and classes count (they are the notebook's definitions); modules do not.
     if name.startswith("_") or name in _IPYTHON_NAMES or name in hidden:
         return False
-    return not isinstance(value, (types.ModuleType, types.FunctionType, type)) or callable(
-        getattr(value, "__ds_tool__", None)
-    )
+    return not isinstance(value, types.ModuleType)
 
 
 def _shape(value: Any) -> str:
@@ -136,7 +136,10 @@ def describe_variable(ns: dict[str, Any], name: str) -> str:
     if frame_type is not None and isinstance(value, frame_type) and len(value.columns):
         try:
             stats = value.describe(include="all")
-            rows = [[idx, *vals] for idx, vals in zip(stats.index, stats.itertuples(index=False, name=None), strict=True)]
+            rows = [
+                [idx, *vals]
+                for idx, vals in zip(stats.index, stats.itertuples(index=False, name=None), strict=True)
+            ]
             text += "\n\ndescribe():\n" + markdown_table(["", *map(str, stats.columns)], rows)
         except Exception as exc:  # describe() of an odd frame must not lose the summary
             text += f"\n\n(describe() failed: {type(exc).__name__})"
