@@ -92,7 +92,9 @@ def test_tool_call_deltas_show_live_as_they_stream(srv, k):
 
 
 def test_a_tool_that_raises_is_shown_and_sent_back(srv, k):
-    srv.enqueue(Script(text="", tool_calls=[{"name": "broken", "arguments": '{"x": 1}'}]), Script(text="It failed."))
+    srv.enqueue(
+        Script(text="", tool_calls=[{"name": "broken", "arguments": '{"x": 1}'}]), Script(text="It failed.")
+    )
     res = k.run("%%deepseek --tools broken\nTry it", timeout=30)
     assert res.status == "ok"  # the cell does not crash
     sent = [m for m in srv.requests[1].body["messages"] if m["role"] == "tool"][0]["content"]
