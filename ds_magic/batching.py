@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from .batch_progress import Progress, TextProgress
 from .batch_result import BatchResult
@@ -27,6 +27,11 @@ from .client import Client
 from .errors import SecretInPromptError
 from .interpolate import interpolate
 from .request import build_body
+from .tools import wants_loop
+
+if TYPE_CHECKING:
+    from .tool_batch import ToolBatch
+    from .tools import Tool
 
 __all__ = ["batch", "register_progress_view", "ProgressViewFactory"]
 
@@ -104,6 +109,22 @@ def _pick_progress(progress: bool | str | Progress | None, result: BatchResult) 
 
 
 # --------------------------------------------------------------------- the function
+@overload
+def batch(
+    template_or_prompts: Any,
+    items: Any = None,
+    *,
+    tools: Sequence[Callable[..., Any] | Tool],
+    **params: Any,
+) -> ToolBatch: ...
+@overload
+def batch(
+    template_or_prompts: Any,
+    items: Any = None,
+    *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    **params: Any,
+) -> BatchResult: ...
 def batch(
     template_or_prompts: Any,
     items: Any = None,
@@ -114,8 +135,9 @@ def batch(
     system: str | None = None,
     cache: Any = None,
     progress: bool | str | Progress | None = True,
+    tools: Sequence[Any] | None = None,
     **params: Any,
-) -> BatchResult:
+) -> Any:
     """Run many prompts (or one template over many items) and return a :class:`BatchResult` at once.
 
     - ``batch(["Hi", "Hello"])``: a list (or pandas Series) of prompts.
@@ -128,6 +150,8 @@ def batch(
     ``progress``: True (the notebook view once the notebook layer is loaded, else a line on stderr
     in a terminal), False, ``"text"``, ``"widget"``, or a callable that gets a
     :class:`BatchProgress` on the engine thread (keep it quick).
+    ``tools`` of functions make each item a tool loop: a :class:`ToolBatch` (tool_batch.py), not
+    started, that ``await`` or ``.run()`` drives from this thread (``max_steps=``, ``approve=`` too).
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -157,6 +181,15 @@ def batch(
             found = client.find_secrets([text])
             if found:
                 raise SecretInPromptError(found)
+    if wants_loop(tools):
+        from .tool_batch import ToolBatch  # tools run in the caller's thread, not on the engine
+
+        kwargs = {**params, "model": model, "system": system, "allow_secrets": True, "tools": tools}
+        if cache is not None:
+            kwargs["cache"] = cache
+        return ToolBatch(prompts, inputs, client=client, concurrency=concurrency, index=index, **kwargs)
+    if tools is not None:
+        params["tools"] = tools
     # Check the parameters once, here, rather than failing every item on the engine.
     body_params = {k: v for k, v in params.items() if k not in ("beta", "timeout", "allow_secrets")}
     build_body([{"role": "user", "content": "."}], model or client.model, **body_params)

@@ -302,6 +302,10 @@ class Client:
         For a conversation it holds the history as of now (what a dry run should show). For a server
         known to speak the OpenAI dialect the DeepSeek-only fields are left out, as they are when sent.
         """
+        if wants_loop(params.get("tools")):  # functions: their specs, as the loop's first step sends them
+            from .tools import as_tools
+
+            params["tools"] = [t.spec() for t in as_tools(params["tools"])]
         plan = plan_request(messages, model or self.model, conversation=conversation, system=system, **params)
         body = plan.final_body()
         return to_openai(body)[0] if self.known_dialect() == "openai" else body

@@ -249,6 +249,8 @@ def check_turn(data: Any, where: str = "") -> dict[str, Any]:
     if calls and role != "assistant":
         raise ValueError(f"{_at(where, 'tool_calls')}: only an assistant turn has tool calls")
     call_id = _name(data.get("tool_call_id"), _at(where, "tool_call_id"), optional=role != "tool")
+    if call_id is not None and role != "tool":
+        raise ValueError(f"{_at(where, 'tool_call_id')}: only a tool turn has a tool_call_id")
     when = "seconds since 1970 before the year 10000"
     created = _number(data.get("created"), _at(where, "created"), upper=_MAX_CREATED, span=when)
     return {

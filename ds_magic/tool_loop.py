@@ -99,10 +99,9 @@ class ToolLoop:
         self.on_step: Callable[[Response], None] | None = None
         self.on_call: Callable[[ToolCallRecord], None] | None = None
         self.on_result: Callable[[ToolCallRecord], None] | None = None
-        self._prompt = messages
+        self._prompt = _backfill(messages) if self._thinking_of(chat_kwargs) else messages
         self._messages: list[dict[str, Any]] | None = None  # without a conversation: the history
-        thinking = chat_kwargs.get("thinking", True)
-        self._thinking = thinking_value(thinking if thinking is not None else True).get("type") != "disabled"
+        self._thinking = self._thinking_of(chat_kwargs)
         specs = [t.spec() for t in self.tools]
         chat_kwargs["tools"] = specs
         if any(t.strict for t in self.tools):
@@ -349,9 +348,18 @@ class ToolLoop:
         """The step's assistant message (whole) and one tool message per call, into the history."""
         if self.conversation is not None:  # the assistant turn was stored by the request itself
             for rec in records:
-                self.conversation.add_tool_result(
-                    rec.call.id, rec.content, status="ok" if rec.status in ("ok", "error") else "cancelled"
-                )
+                status = "ok" if rec.status in ("ok", "error", "denied") else "cancelled"
+                meta: dict[str, Any] = {
+                    "tool": rec.name,
+                    "status": rec.status,
+                    "decision": rec.decision,
+                    "note": rec.note,
+                }
+                if rec.duration is not None:
+                    meta["duration"] = rec.duration
+                if rec.error is not None:
+                    meta["error"] = rec.error
+                self.conversation.add_tool_result(rec.call.id, rec.content, status=status, meta=meta)
             return
         msg: dict[str, Any] = {
             "role": "assistant",
@@ -368,7 +376,26 @@ class ToolLoop:
             history.append({"role": "tool", "tool_call_id": rec.call.id, "content": rec.content})
         self._messages = history
 
+    @staticmethod
+    def _thinking_of(chat_kwargs: Mapping[str, Any]) -> bool:
+        thinking = chat_kwargs.get("thinking", True)
+        return thinking_value(thinking if thinking is not None else True).get("type") != "disabled"
+
     @property
     def messages(self) -> list[dict[str, Any]]:
         """The history so far, as sent (without a conversation; with one, see conversation.turns)."""
         return list(self._messages or ())
+
+
+def _backfill(messages: Any) -> Any:
+    """The caller's own messages, each assistant one with a ``reasoning_content`` (empty if it had
+    none): with tools and thinking on, the API wants the field on every assistant message
+    (deepseek-api.md §4.2 [obs]; vercel/ai back-fills '' the same way)."""
+    if isinstance(messages, str) or messages is None:
+        return messages
+    return [
+        {**m, "reasoning_content": ""}
+        if isinstance(m, Mapping) and m.get("role") == "assistant" and "reasoning_content" not in m
+        else m
+        for m in messages
+    ]

@@ -254,8 +254,9 @@ def _schema(
             schema = adapter.json_schema(ref_template="#/$defs/{model}")
         except Exception as exc:  # PydanticSchemaGenerationError, PydanticInvalidForJsonSchema, ...
             shown = getattr(hint, "__name__", None) or str(hint)
+            why = (str(exc).strip().splitlines() or [""])[0][:160]  # pydantic's own first line says why
             raise ToolError(
-                f"{where}: type {shown} cannot be described as JSON ({type(exc).__name__})",
+                f"{where}: type {shown} cannot be described as JSON ({type(exc).__name__}: {why})",
                 "use str, int, float, bool, Literal, list, dict, a dataclass, TypedDict or pydantic model",
             ) from None
         defs.update(schema.pop("$defs", {}))

@@ -140,11 +140,65 @@ def validate(raw: bytes, beta: bool, legacy: bool) -> dict[str, Any]:
                 )
     if model == "deepseek-reasoner":
         _check_reasoner_turns(messages)
-    if body.get("tools") and thinking_on(model, body):
-        for msg in messages:
-            if msg["role"] == "assistant" and msg.get("tool_calls") and "reasoning_content" not in msg:
-                raise Reject(400, REASONING_PASSBACK)
+    if model in V4_MODELS and thinking_on(model, body):
+        _check_passback(messages, bool(body.get("tools")))
+    _check_strict(body.get("tools"), beta)
     return body
+
+
+def _check_passback(messages: list[dict[str, Any]], tools: bool) -> None:
+    """V4 thinking mode (deepseek-api.md §3.2, §4.2): the ``reasoning_content`` of an assistant turn
+    that made tool calls must be sent back in every later request, or 400. With tools in the request
+    the validator wants the field on every assistant message [obs: three independent reports, §4.2],
+    so the offline server asks that too: what passes here passes there."""
+    for msg in messages:
+        if msg["role"] != "assistant" or msg.get("prefix") or "reasoning_content" in msg:
+            continue
+        if msg.get("tool_calls") or tools:
+            raise Reject(400, REASONING_PASSBACK)
+
+
+def _check_strict(tools: Any, beta: bool) -> None:
+    """Strict function calling is a beta feature (§4.6): /beta only, every property required and
+    ``additionalProperties: false`` on every object. The wording of these 400s is ours [inf]."""
+    for i, tool in enumerate(tools or ()):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or fn.get("strict") is not True:
+            continue
+        if not beta:
+            raise Reject(
+                400,
+                f"Invalid Format: tools[{i}]: `strict` function calling is only supported on the beta "
+                "endpoint; use the base URL https://api.deepseek.com/beta",
+            )
+        bad = _open_object(fn.get("parameters"))
+        if bad is not None:
+            raise Reject(
+                400, f"Invalid Format: tools[{i}].function.parameters{bad}: in strict mode {_STRICT}"
+            )
+
+
+_STRICT = "every object needs `additionalProperties: false` and every property in `required`"
+
+
+def _open_object(schema: Any, at: str = "") -> str | None:
+    """Where a strict schema has an object that is open or has an optional property, or None."""
+    if isinstance(schema, dict):
+        props = schema.get("properties")
+        if schema.get("type") == "object" and isinstance(props, dict):
+            required = schema.get("required") or []
+            if schema.get("additionalProperties") is not False or set(props) - set(required):
+                return at
+        for key, value in schema.items():
+            found = _open_object(value, f"{at}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(schema, list):
+        for i, value in enumerate(schema):
+            found = _open_object(value, f"{at}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def check_openai(body: dict[str, Any]) -> None:
