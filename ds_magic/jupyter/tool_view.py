@@ -195,8 +195,6 @@ class ToolLoopView:
                 "note": "",
             }
             step.widget.live = ""
-            if self.note and len(self.steps) == 1:
-                step.widget.status = self.note
             step.push()
 
     def _on_result(self, rec: ToolCallRecord) -> None:
@@ -216,6 +214,8 @@ class ToolLoopView:
             entry["duration"] = rec.duration
         if step.widget.asking == key:
             step.widget.asking = ""
+        if self.note and rec.status == "denied" and rec.decision == "deny" and not step.widget.status:
+            step.widget.status = self.note  # said where a call was denied for want of someone to ask
         step.push()
 
     def mark_running(self, name: str) -> None:
@@ -295,7 +295,7 @@ class ToolLoopView:
             f"{loop.elapsed:.1f} s",
         ]
         if cost is not None:
-            parts.append(f"${cost:.4f}")
+            parts.append(f"≈${cost:.2g}")  # an estimate, as the answer footers say (pricing.py)
         line = " · ".join(parts)
         if loop.note:
             line += f" — {loop.note}"
