@@ -684,6 +684,10 @@ class KernelSession:
         msg_id = self._send("shell", "kernel_info_request", {}, subshell_id=subshell_id)
         return self.wait_reply(msg_id, timeout)
 
+    def input_reply(self, value: str) -> str:
+        """Answer the kernel's last ``input_request`` (what a frontend sends when the user hits Enter)."""
+        return self._send("stdin", "input_reply", {"value": value})
+
     def interrupt(self) -> None:
         """What the ■ button does: ``KernelManager.interrupt_kernel()`` (SIGINT for this kernelspec)."""
         self.km.interrupt_kernel()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DeepSeekError
 from ..response import Response
-from ..tool_loop import Decision, ToolLoop
+from ..tool_loop import Decision, ToolCallRecord, ToolLoop
 from ..tools import Tool, as_tools
 from ..types import ToolCall
 from .display import mark_shown
@@ -199,6 +199,7 @@ def _start(
         interrupts.view = view
     else:
         loop.on_step = _print_step(settings)
+        loop.on_result = _print_result
     if approval == "auto":
         loop.approve = lambda _call, _tool: "run"
     elif headless:
@@ -223,6 +224,18 @@ def _print_step(settings: Settings) -> Callable[[Response], None]:
         TextView(resp, show_reasoning=settings.show_reasoning).run()
 
     return show
+
+
+def _print_result(rec: ToolCallRecord) -> None:
+    """Terminal IPython: what a call did, its prints and result (the loop captured them), capped."""
+    note = f" ({rec.note})" if rec.note else ""
+    print(f"[tool] {rec.name}: {rec.status}{note}")
+    for label, text in (("printed", rec.output), ("error", rec.error), ("result", rec.result)):
+        if text:
+            shown = (
+                text if len(text) <= 2_000 else text[:2_000] + f"… [{len(text) - 2_000:,} more characters]"
+            )
+            print(f"[tool] {label}: {shown.rstrip()}")
 
 
 def _result(shell: InteractiveShell, loop: ToolLoop, interrupts: _Interrupts) -> Any:
