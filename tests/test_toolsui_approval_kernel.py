@@ -174,3 +174,26 @@ def test_unknown_tool_name_is_one_line(srv, k):
     assert res.status == "error"
     assert "--tools nope: no function by that name in the namespace" in res.error.evalue
     assert srv.requests == []
+
+
+def test_stop_while_waiting_for_approval_denies_and_ends_the_loop(srv, k):
+    srv.enqueue(weather_call(), Script(text="never asked"))
+    mid = k.execute("%%deepseek --tools get_weather\nWeather?", allow_stdin=True)
+    wid, _st = tool_widget(k, lambda s: s["asking"])
+    k.comm_msg(wid, {"method": "custom", "content": {"event": "stop"}})
+    res = k.result(mid, 30).raise_for_error()
+    assert len(srv.requests) == 1  # the result of a stopped loop is not sent
+    assert k.evaluate("calls") == "[]"
+    text = final_text(res)
+    assert "denied · cancelled while waiting for approval" in text
+
+
+def test_interrupt_while_waiting_for_approval(srv, k):
+    srv.enqueue(weather_call(), Script(text="never asked"))
+    mid = k.execute("%%deepseek --tools get_weather\nWeather?", allow_stdin=True)
+    tool_widget(k, lambda s: s["asking"])
+    k.interrupt()
+    res = k.result(mid, 30)
+    assert res.status == "error" and "Interrupted: the tool loop was stopped" in res.error.evalue
+    assert len(srv.requests) == 1 and k.evaluate("calls") == "[]"
+    assert "cancelled while waiting for approval" in final_text(res)

@@ -257,7 +257,11 @@ class ToolLoopView:
             step.push()
             step.widget.asking = key
         try:
-            decision = await fut
+            # In 100 ms slices: ipykernel queues ■'s cancel with a call_soon that does not wake a loop
+            # asleep in select(), so only a loop that wakes up sees it (kernel-and-widgets.md §0.6).
+            while not fut.done():
+                await asyncio.wait({fut}, timeout=0.1)
+            decision = fut.result()
         except asyncio.CancelledError:
             self._pending.pop(key, None)
             step.widget.asking = ""
@@ -270,7 +274,12 @@ class ToolLoopView:
         return decision
 
     def _on_msg(self, step: _Step, _widget: Any, content: Any, _buffers: Any = None) -> None:
-        if not isinstance(content, dict) or content.get("event") != "decide":
+        if not isinstance(content, dict):
+            return
+        if content.get("event") == "stop":
+            self.loop.cancel()  # a waiting approval counts as denied; no further request (tool_loop.py)
+            return
+        if content.get("event") != "decide":
             return
         decision = content.get("decision")
         fut = self._pending.get(str(content.get("id")))

@@ -53,6 +53,8 @@ function callNode(call, asking, model, opened) {
     const run = h("button", "ds-tools-run", "Run");
     const deny = h("button", "ds-tools-deny", "Deny");
     const always = h("button", "ds-tools-always", "Always allow " + String(call.name || ""));
+    const stop = h("button", "ds-tools-stop", "Stop");
+    stop.title = "Stop the whole tool loop: this call counts as denied, nothing more is asked of the model";
     run.title = "Run this call once";
     deny.title = "Do not run it; the model is told it was denied";
     always.title = "Run it, and every later call of this tool in this kernel, without asking";
@@ -61,6 +63,12 @@ function callNode(call, asking, model, opened) {
       b.addEventListener("click", send(d));
       bar.append(b);
     }
+    stop.type = "button";
+    stop.addEventListener("click", () => {
+      for (const b of bar.querySelectorAll("button")) b.disabled = true;
+      model.send({ event: "stop" });
+    });
+    bar.append(stop);
     box.append(bar);
   }
   const id = String(call.id || "");

@@ -8,7 +8,8 @@ extension is needed.
 Who writes what (kernel-and-widgets.md §5): the listener thread writes ``live`` (the call that is
 streaming now); the kernel's main thread writes everything else. The front end writes nothing; a
 button click arrives as a custom message ``{"event": "decide", "id": CALL_ID, "decision":
-"run" | "deny" | "always"}``, handled while the cell awaits (ipykernel ≥ 7.4, §2.4).
+"run" | "deny" | "always"}``, or ``{"event": "stop"}`` (stop the loop), handled while the cell awaits
+(ipykernel ≥ 7.4, §2.4).
 
 Untrusted text (tool names, arguments, results, prints) reaches the front end only as plain strings,
 put into ``textContent``; the ``python`` tool's code comes as ``[css class, text]`` tokens (pygments'
