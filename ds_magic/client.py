@@ -23,7 +23,6 @@ from .response import Response, ResponseWriter
 from .retry import RetryPolicy
 from .runner import RequestSpec, finish_in_turn, run_request
 from .sse import DEFAULT_MAX_EVENT_BYTES
-from .tools import needs_beta, wants_loop
 from .transport import error_from_response, error_from_transport, read_limited
 
 if TYPE_CHECKING:
@@ -223,20 +222,15 @@ class Client:
         started: ``.run()`` or ``await`` it (tool_loop.py; also ``max_steps=``, ``approve=``).
         Raw ``{"type": "function", ...}`` specs are sent as they are, and the calls are yours to run.
         """
-        if wants_loop(tools):
-            from .tool_loop import ToolLoop  # the tool loop only when tools are asked for
-
-            kw: dict[str, Any] = {
-                "model": model,
-                "beta": beta,
-                "timeout": timeout,
-                "cache": cache,
-                "allow_secrets": allow_secrets,
-            }
-            return ToolLoop(
-                self, messages, tools or (), conversation=conversation, system=system, **kw, **params
-            )
         if tools is not None:
+            from .tools import needs_beta, wants_loop  # only with tools: keeps `import ds_magic` light
+
+            if wants_loop(tools):
+                from .tool_loop import ToolLoop
+
+                kw: dict[str, Any] = {"model": model, "beta": beta, "timeout": timeout, "cache": cache}
+                kw.update(conversation=conversation, system=system, allow_secrets=allow_secrets)
+                return ToolLoop(self, messages, tools, **kw, **params)
             params["tools"] = tools
             beta = beta or needs_beta(tools)  # strict schemas go to /beta (deepseek-api.md §4.6)
         if not allow_secrets:
@@ -302,10 +296,11 @@ class Client:
         For a conversation it holds the history as of now (what a dry run should show). For a server
         known to speak the OpenAI dialect the DeepSeek-only fields are left out, as they are when sent.
         """
-        if wants_loop(params.get("tools")):  # functions: their specs, as the loop's first step sends them
-            from .tools import as_tools
+        if params.get("tools"):
+            from .tools import as_tools, wants_loop
 
-            params["tools"] = [t.spec() for t in as_tools(params["tools"])]
+            if wants_loop(params["tools"]):  # functions: the specs the loop's first step sends
+                params["tools"] = [t.spec() for t in as_tools(params["tools"])]
         plan = plan_request(messages, model or self.model, conversation=conversation, system=system, **params)
         body = plan.final_body()
         return to_openai(body)[0] if self.known_dialect() == "openai" else body

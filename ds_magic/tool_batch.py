@@ -117,13 +117,8 @@ class ToolBatch:
         return [lp.text for lp in self.loops]
 
     def usage(self) -> Usage:
-        total = Usage()
-        for lp in self.loops:
-            u = lp.usage()
-            total = Usage(
-                *(a + b for a, b in zip(total.to_dict().values(), u.to_dict().values(), strict=True))
-            )
-        return total
+        """Tokens summed over every item's every step."""
+        return sum((lp.usage() for lp in self.loops), Usage())
 
     def cost(self) -> float | None:
         costs = [c for c in (lp.cost() for lp in self.loops) if c is not None]

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import signal
+import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .tools import Tool
 from .types import ToolCall
+
+if TYPE_CHECKING:
+    from .guard import Finding
 
 __all__ = [
     "ToolCallRecord",
@@ -26,6 +32,9 @@ __all__ = [
     "finish_sync",
     "finish_value",
     "fail",
+    "screen",
+    "interruptible",
+    "Capture",
 ]
 
 #: The default cap of a result's repr and of a call's captured prints, in characters.
@@ -51,6 +60,8 @@ class ToolCallRecord:
     error: str | None = None  # "ZeroDivisionError: division by zero"
     duration: float | None = None  # seconds the function ran
     arguments: dict[str, Any] | None = field(default=None, repr=False)  # as parsed, if they were
+    #: Why the result was not sent to the model (it looks like it holds a secret), or "".
+    withheld: str = ""
 
     @property
     def name(self) -> str:
@@ -59,6 +70,8 @@ class ToolCallRecord:
     @property
     def content(self) -> str:
         """The tool message's content (deepseek-api.md §1.5: a ``tool`` message has content)."""
+        if self.withheld:
+            return f"not sent: {self.withheld}"
         if self.status == "ok":
             parts = []
             if self.output:
@@ -120,17 +133,61 @@ def prepare(record: ToolCallRecord) -> tuple[list[Any], dict[str, Any]] | None:
     return args, kwargs
 
 
-class Capture:
-    """stdout and stderr of the tool, captured while it runs in this thread."""
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C / ■ raises KeyboardInterrupt inside a sync tool running on the main thread.
 
-    def __init__(self) -> None:
+    A cell that awaits (ipykernel ≥ 7's top-level await) runs under a SIGINT handler that only
+    schedules the cell task's cancellation on the event loop (kernel-and-widgets.md §4, §6); a sync
+    tool holds the loop, so that would never run and ■ would not stop it. While the tool runs the
+    interpreter's own handler is put back, then the previous one. Another thread, or SIGINT ignored
+    or left to the OS: nothing is changed.
+    """
+    previous: Any = None
+    if threading.current_thread() is threading.main_thread():
+        current = signal.getsignal(signal.SIGINT)
+        if callable(current) and current is not signal.default_int_handler:
+            previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+class Capture:
+    """stdout and stderr of the tool, captured while it runs in this thread.
+
+    ``redirect_stdout`` swaps ``sys.stdout`` for the whole process and restores it on exit, so
+    captures must nest. A sync tool's always do (it runs to the end without yielding). An async
+    tool's capture spans awaits, and two of those interleaved (a ToolBatch's loops) would restore
+    each other's buffers and leave ``sys.stdout`` pointing at one: so while one capture spans awaits,
+    another async one captures nothing (``across_awaits``), and its prints go where prints go.
+    """
+
+    _spanning = 0  # captures that span awaits, now; changed only on the caller's thread
+    _guard = threading.Lock()
+
+    def __init__(self, *, across_awaits: bool = False) -> None:
         self.buffer = io.StringIO()
         self._stack = contextlib.ExitStack()
+        self._across = across_awaits
 
     def __enter__(self) -> Capture:
+        if self._across:
+            with Capture._guard:
+                if Capture._spanning:
+                    return self  # another one spans awaits now: capture nothing (see above)
+                Capture._spanning += 1
+            self._stack.callback(Capture._release)
         self._stack.enter_context(contextlib.redirect_stdout(self.buffer))
         self._stack.enter_context(contextlib.redirect_stderr(self.buffer))
         return self
+
+    @staticmethod
+    def _release() -> None:
+        with Capture._guard:
+            Capture._spanning -= 1
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
@@ -153,7 +210,7 @@ def finish_sync(record: ToolCallRecord, bound: tuple[list[Any], dict[str, Any]],
     started = time.perf_counter()
     capture = Capture()
     try:
-        with capture:
+        with capture, interruptible():
             value = record.tool.fn(*args, **kwargs)
     except Exception as exc:
         record.output = cap(capture.buffer.getvalue(), limit)
@@ -163,3 +220,17 @@ def finish_sync(record: ToolCallRecord, bound: tuple[list[Any], dict[str, Any]],
         return value
     finish_value(record, value, capture.buffer.getvalue(), started, limit)
     return None
+
+
+def screen(rec: ToolCallRecord, find_secrets: Callable[[list[tuple[str, str]]], Sequence[Finding]]) -> None:
+    """The outbound secret check (guard.py) on what a tool made, as on a prompt: a result or its
+    prints that look like a key are not sent to the model (the record keeps them, for the user)."""
+    if rec.status not in ("ok", "error"):
+        return
+    found = find_secrets([(f"the result of {rec.name}", rec.content)])
+    if found:
+        first = found[0]
+        rec.withheld = (
+            f"the result looks like it holds {first.kind} (line {first.line}); it was kept here, "
+            "not sent (allow_secrets=True sends it)"
+        )

@@ -143,7 +143,7 @@ async def _answer_async(ask: Ask, loop: LoopLike) -> Any:
             if inspect.isawaitable(decision):
                 decision = await loop.waiter.wait(decision)
             return decision
-        with Capture() as capture:
+        with Capture(across_awaits=True) as capture:
             result = await loop.waiter.wait(value)
         return ("value", result, capture.buffer.getvalue())
     except asyncio.CancelledError:

@@ -23,12 +23,14 @@ the reasoning of tool turns back in V4 thinking mode); without one the loop keep
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from .request import thinking_value
+from .errors import SecretInPromptError
+from .request import plan_request, thinking_value
 from .tool_call import (
     DEFAULT_MAX_RESULT_CHARS,
     ToolCallRecord,
@@ -36,8 +38,10 @@ from .tool_call import (
     finish_sync,
     finish_value,
     prepare,
+    screen,
 )
 from .tool_drivers import Waiter, drive_async, drive_sync
+from .tool_history import assistant_message, backfill, store_results, tool_message
 from .tools import Tool, as_tools
 from .types import ToolCall, Usage
 
@@ -45,6 +49,8 @@ if TYPE_CHECKING:
     from .client import Client
     from .conversation import Conversation
     from .response import Response
+
+_log = logging.getLogger("ds_magic")
 
 __all__ = ["ToolLoop", "Decision", "Approver", "LoopState", "DEFAULT_MAX_STEPS", "ToolCallRecord"]
 
@@ -99,7 +105,7 @@ class ToolLoop:
         self.on_step: Callable[[Response], None] | None = None
         self.on_call: Callable[[ToolCallRecord], None] | None = None
         self.on_result: Callable[[ToolCallRecord], None] | None = None
-        self._prompt = _backfill(messages) if self._thinking_of(chat_kwargs) else messages
+        self._prompt = backfill(messages) if self._thinking_of(chat_kwargs) else messages
         self._messages: list[dict[str, Any]] | None = None  # without a conversation: the history
         self._thinking = self._thinking_of(chat_kwargs)
         specs = [t.spec() for t in self.tools]
@@ -107,6 +113,7 @@ class ToolLoop:
         if any(t.strict for t in self.tools):
             chat_kwargs["beta"] = True  # strict schemas are a beta feature (deepseek-api.md §4.6)
         self._chat_kwargs = chat_kwargs
+        self._check_now(messages)
         self._lock = threading.Lock()
         self._cancelled = False
         self._started = False
@@ -114,6 +121,19 @@ class ToolLoop:
         self.waiter = Waiter()
         self._t0: float | None = None
         self._t1: float | None = None
+
+    def _check_now(self, messages: Any) -> None:
+        """A bad parameter or a secret in the prompt fails here, as ``Client.chat`` would, not at run."""
+        kw = self._chat_kwargs
+        params = {
+            k: v for k, v in kw.items() if k not in ("model", "beta", "timeout", "cache", "allow_secrets")
+        }
+        model = kw.get("model") or self.client.model
+        plan_request(messages, model, conversation=self.conversation, system=self.system, **params)
+        if not kw.get("allow_secrets") and isinstance(messages, str):
+            found = self.client.find_secrets([("prompt", messages)])
+            if found:
+                raise SecretInPromptError(found)
 
     def __repr__(self) -> str:
         return f"<ToolLoop {self.state} steps={len(self.steps)} calls={len(self.calls)}>"
@@ -132,18 +152,7 @@ class ToolLoop:
 
     def usage(self) -> Usage:
         """Tokens summed over every step."""
-        total = Usage()
-        for r in self.steps:
-            u = r.usage
-            if u is not None:
-                total = Usage(
-                    prompt_tokens=total.prompt_tokens + u.prompt_tokens,
-                    completion_tokens=total.completion_tokens + u.completion_tokens,
-                    reasoning_tokens=total.reasoning_tokens + u.reasoning_tokens,
-                    cache_hit_tokens=total.cache_hit_tokens + u.cache_hit_tokens,
-                    cache_miss_tokens=total.cache_miss_tokens + u.cache_miss_tokens,
-                )
-        return total
+        return sum((r.usage for r in self.steps if r.usage is not None), Usage())
 
     def cost(self) -> float | None:
         """The estimated cost in USD summed over every step (pricing.cost_of); None if none is known."""
@@ -167,6 +176,8 @@ class ToolLoop:
             "calls": len(self.calls),
             "usage": self.usage().to_dict(),
             "elapsed": self.elapsed,
+            # the requests' own time, summed (elapsed minus this: tools, approvals, gaps)
+            "request_time": sum(r.timing.total or r.timing.elapsed for r in self.steps),
             "cost": self.cost(),
             "note": self.note,
         }
@@ -223,7 +234,12 @@ class ToolLoop:
 
     def _steps(self) -> Generator[tuple[str, Any], Any, None]:
         while True:
-            resp = self._start_step()
+            try:
+                resp = self._start_step()
+            except Exception as exc:  # a request that cannot be made (a bad parameter, a secret)
+                self.error = exc
+                self._stop("error", f"step {len(self.steps) + 1} could not start: {exc}")
+                raise
             if resp is None:
                 self._stop("cancelled", "cancelled before the next request")
                 return
@@ -244,8 +260,7 @@ class ToolLoop:
             self.calls.extend(records)
             last = len(self.steps) >= self.max_steps
             for rec in records:
-                if self.on_call is not None:
-                    self.on_call(rec)
+                _notify(self.on_call, rec)
             for rec in records:
                 if last:
                     rec.status, rec.note = "skipped", f"max_steps={self.max_steps} reached"
@@ -253,8 +268,9 @@ class ToolLoop:
                     rec.status, rec.note = "cancelled", "the loop was cancelled"
                 else:
                     yield from self._one_call(rec)
-                if self.on_result is not None:
-                    self.on_result(rec)
+                    if not self._chat_kwargs.get("allow_secrets"):
+                        screen(rec, self.client.find_secrets)
+                _notify(self.on_result, rec)
             self._store(resp, records)
             if last:
                 self._stop(
@@ -340,40 +356,17 @@ class ToolLoop:
             else:
                 resp = self.client.chat(list(self._messages or ()), **self._chat_kwargs)
             self.steps.append(resp)
-        if self.on_step is not None:
-            self.on_step(resp)
+        _notify(self.on_step, resp)
         return resp
 
     def _store(self, resp: Response, records: list[ToolCallRecord]) -> None:
         """The step's assistant message (whole) and one tool message per call, into the history."""
         if self.conversation is not None:  # the assistant turn was stored by the request itself
-            for rec in records:
-                status = "ok" if rec.status in ("ok", "error", "denied") else "cancelled"
-                meta: dict[str, Any] = {
-                    "tool": rec.name,
-                    "status": rec.status,
-                    "decision": rec.decision,
-                    "note": rec.note,
-                }
-                if rec.duration is not None:
-                    meta["duration"] = rec.duration
-                if rec.error is not None:
-                    meta["error"] = rec.error
-                self.conversation.add_tool_result(rec.call.id, rec.content, status=status, meta=meta)
+            store_results(self.conversation, records)
             return
-        msg: dict[str, Any] = {
-            "role": "assistant",
-            "content": resp.text_so_far,
-            "tool_calls": [c.to_message() for c in resp.tool_calls],
-        }
-        if self._thinking:
-            # V4 thinking mode with tools: the reasoning of a tool-call turn must be sent back in
-            # every later request, or the API answers 400 (deepseek-api.md §3.2, §4.2).
-            msg["reasoning_content"] = resp.reasoning
         history = self._messages if self._messages is not None else []
-        history.append(msg)
-        for rec in records:
-            history.append({"role": "tool", "tool_call_id": rec.call.id, "content": rec.content})
+        history.append(assistant_message(resp, self._thinking))
+        history.extend(tool_message(rec) for rec in records)
         self._messages = history
 
     @staticmethod
@@ -387,15 +380,10 @@ class ToolLoop:
         return list(self._messages or ())
 
 
-def _backfill(messages: Any) -> Any:
-    """The caller's own messages, each assistant one with a ``reasoning_content`` (empty if it had
-    none): with tools and thinking on, the API wants the field on every assistant message
-    (deepseek-api.md §4.2 [obs]; vercel/ai back-fills '' the same way)."""
-    if isinstance(messages, str) or messages is None:
-        return messages
-    return [
-        {**m, "reasoning_content": ""}
-        if isinstance(m, Mapping) and m.get("role") == "assistant" and "reasoning_content" not in m
-        else m
-        for m in messages
-    ]
+def _notify(hook: Callable[[Any], None] | None, value: Any) -> None:
+    """A view's hook: its failure is logged, never the end of the loop (the request is under way)."""
+    if hook is not None:
+        try:
+            hook(value)
+        except Exception:
+            _log.exception("ds_magic: a tool loop listener failed")

@@ -87,6 +87,16 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def __add__(self, other: Usage) -> Usage:
+        """Counts summed: a tool loop's steps, a batch's loops (``sum(usages, Usage())``)."""
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+            self.cache_hit_tokens + other.cache_hit_tokens,
+            self.cache_miss_tokens + other.cache_miss_tokens,
+        )
+
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> Usage:
         def num(v: Any) -> int:

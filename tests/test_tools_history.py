@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from offline_helpers import KEY
 
 import ds_magic
 from ds_magic import Client, Conversation, ConversationStore
 from ds_magic.testing import OfflineServer, Script
-from tests.offline_helpers import KEY
 
 PASSBACK = "The `reasoning_content` in the thinking mode must be passed back to the API."
 

@@ -9,11 +9,11 @@ import threading
 from typing import Any
 
 import pytest
+from offline_helpers import KEY
 
 import ds_magic
 from ds_magic import Client, ToolCallDelta, ToolLoop
 from ds_magic.testing import OfflineServer, Script
-from tests.offline_helpers import KEY
 
 HANG = 30.0  # hang guard of every wait: far above what any of these takes
 
@@ -371,3 +371,83 @@ def test_batch_with_tools_concurrently_under_await(srv: OfflineServer, client: C
 
 async def _await_batch(result: Any) -> Any:
     return await result
+
+
+def test_a_prompt_directive_scripts_the_tool_calls(srv: OfflineServer, client: Client) -> None:
+    """For notebooks and demos: ``[[offline tool=NAME:{json}]]`` in the prompt (no script queued)."""
+    got: list[tuple[int, int]] = []
+
+    @ds_magic.tool(safe=True)
+    def add(a: int, b: int) -> int:
+        """Add."""
+        got.append((a, b))
+        return a + b
+
+    prompt = 'Add [[offline tool=add:{"a":1,"b":2} tool=add:{"a":3,"b":4}]] please'
+    loop = client.chat(prompt, tools=[add]).run()
+    assert loop.state == "done" and got == [(1, 2), (3, 4)] and len(srv.requests) == 2
+    assert loop.steps[0].finish_reason == "tool_calls" and loop.steps[0].text == ""
+    assert loop.steps[1].finish_reason == "stop" and loop.text  # after the results: a text answer
+    bad = client.chat("x [[offline tool=add:{a}]]", tools=[add]).run()
+    assert bad.state == "error" and "the arguments are not JSON" in str(bad.error)
+
+
+def test_concurrent_async_tools_that_print_leave_stdout_as_it_was(srv: OfflineServer, client: Client) -> None:
+    """Interleaved captures would restore each other's buffers: sys.stdout must come back whole."""
+    import sys
+
+    gate = asyncio.Event()
+    inside: list[int] = []
+
+    @ds_magic.tool(safe=True)
+    async def wait_a_bit(n: int) -> int:
+        """Wait until both are inside, printing."""
+        print("start", n)
+        inside.append(n)
+        if len(inside) == 2:
+            gate.set()
+        await asyncio.wait_for(gate.wait(), HANG)
+        print("end", n)
+        return n
+
+    for n in (1, 2):
+        srv.enqueue(Script(text="", tool_calls=[call("wait_a_bit", n=n)]))
+    srv.enqueue(Script(text="ok"), Script(text="ok"))
+    before = sys.stdout
+    result = asyncio.run(
+        _await_batch(ds_magic.batch(["a", "b"], client=client, tools=[wait_a_bit], concurrency=2))
+    )
+    assert sys.stdout is before and sorted(inside) == [1, 2]
+    assert [lp.state for lp in result.loops] == ["done", "done"]
+    outputs = sorted(rec.output for lp in result.loops for rec in lp.calls)
+    assert any("start" in o and "end" in o for o in outputs)  # one of them captured its own prints
+
+
+def test_bad_parameters_and_secrets_fail_at_once_not_at_run(srv: OfflineServer, client: Client) -> None:
+    one = ds_magic.tools.make_tool(lambda: 1, name="one")
+    with pytest.raises(ValueError, match="temperature must be between 0 and 2"):
+        client.chat("x", tools=[one], temperature=5)
+    with pytest.raises(ds_magic.SecretInPromptError):
+        client.chat(f"my key is {KEY}", tools=[one])
+    with pytest.raises(ValueError, match="messages is None"):
+        client.chat(None, tools=[one])
+    assert not srv.requests
+
+
+def test_a_result_that_looks_like_a_secret_is_not_sent(srv: OfflineServer, client: Client) -> None:
+    @ds_magic.tool(safe=True)
+    def env() -> dict[str, str]:
+        """The environment."""
+        return {"DEEPSEEK_API_KEY": KEY, "HOME": "/home/me"}
+
+    calls_then_answer(srv, call("env"))
+    loop = client.chat("env?", tools=[env]).run()
+    (rec,) = loop.calls
+    assert KEY in (rec.result or "")  # kept here, for the user
+    sent = tool_messages(srv)[0]["content"]
+    assert KEY not in json.dumps([r.body for r in srv.requests])
+    assert sent == (
+        "not sent: the result looks like it holds the configured DeepSeek API key (line 1); "
+        "it was kept here, not sent (allow_secrets=True sends it)"
+    )
+    assert rec.withheld and loop.state == "done"

@@ -21,7 +21,8 @@ object, or a list, of Script fields), ``GET /_offline/requests`` (Authorization 
 
 A person in a notebook can put ``[[offline key=value ...]]`` in the prompt (the last user message):
 tokens=N, tps=F, ttft=F, keepalives=N, interval=F, fault=NAME, fault_after=N, status=N, finish=REASON,
-think=0/1. The directive is removed from the echoed prompt.
+think=0/1, tool=NAME or tool=NAME:{"json":"without-spaces"} (repeatable: the answer to that user message
+calls those tools; after their results it answers in text). The directive is removed from the echoed prompt.
 
 Faults (``Script(fault=..., fault_after=N)``; N counts data events, the first role chunk included; an
 N past the end of the stream means after the finish chunk, just before [DONE]):

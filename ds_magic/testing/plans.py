@@ -91,7 +91,9 @@ class PromptCache:
 
 
 def directives(messages: list[Any]) -> tuple[dict[str, Any], str]:
-    """Directives of the last user message, and its text without them."""
+    """Directives of the last user message, and its text without them. A ``tool=`` directive calls
+    its tool only in answer to that user message: after the tool results it answers in text, so a
+    tool loop ends."""
     for msg in reversed(messages):
         if msg.get("role") == "user":
             content = msg.get("content")
@@ -100,9 +102,12 @@ def directives(messages: list[Any]) -> tuple[dict[str, Any], str]:
                     p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
                 )
             try:
-                return parse_directives(content if isinstance(content, str) else "")
+                overrides, question = parse_directives(content if isinstance(content, str) else "")
             except ValueError as exc:
                 raise Reject(400, str(exc)) from None
+            if messages[-1] is not msg and "tool_calls" in overrides:
+                del overrides["tool_calls"], overrides["text"]
+            return overrides, question
     return {}, ""
 
 

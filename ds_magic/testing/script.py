@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,6 +140,10 @@ def parse_directives(text: str) -> tuple[dict[str, Any], str]:
     for match in _DIRECTIVE.finditer(text):
         for item in match.group("args").split():
             key, sep, value = item.partition("=")
+            if key == "tool" and sep:
+                overrides.setdefault("tool_calls", []).append(_tool_directive(value))
+                overrides["text"] = ""  # a tool-calling answer has no text (deepseek-api.md §2.4)
+                continue
             if not sep or key not in _DIRECTIVE_KEYS:
                 raise ValueError(
                     f"offline directive: cannot use {item!r}; keys are {', '.join(sorted(_DIRECTIVE_KEYS))} (key=value)"
@@ -157,6 +162,20 @@ def parse_directives(text: str) -> tuple[dict[str, Any], str]:
     if stripped != text:
         stripped = re.sub(r"[ \t]{2,}", " ", stripped).strip()
     return overrides, stripped
+
+
+def _tool_directive(value: str) -> dict[str, Any]:
+    """``tool=NAME`` or ``tool=NAME:{"json":"without spaces"}``: one scripted tool call."""
+    name, _, args = value.partition(":")
+    if not name:
+        raise ValueError("offline directive: tool= needs a name: tool=NAME or tool=NAME:{json}")
+    try:
+        parsed = json.loads(args) if args else {}
+    except ValueError:
+        raise ValueError(
+            f"offline directive: tool={value!r}: the arguments are not JSON (no spaces)"
+        ) from None
+    return {"name": name, "arguments": json.dumps(parsed)}
 
 
 def apply_overrides(script: Script, overrides: dict[str, Any]) -> Script:
