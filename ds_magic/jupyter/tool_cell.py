@@ -6,10 +6,9 @@
   asks in the view (Run / Deny / Always, await mode), or with ``input()`` (block mode, terminal
   IPython). Headless runs (nbclient and papermill send ``allow_stdin: false``: nobody is there to
   answer) deny, and the output says so. Safe tools and "Always" answers (kept per kernel) skip it.
-* Tools run on the kernel's main thread (ToolLoop runs them in the caller's thread). In await mode
-  ipykernel turns ■ into a cancel of the cell's task, which cannot reach a sync tool that is busy on
-  this thread; so while one runs, SIGINT raises KeyboardInterrupt in it (Python's default handler),
-  and ipykernel's own handler is put back after it.
+* Tools run on the kernel's main thread (ToolLoop runs them in the caller's thread); ■ inside a sync
+  tool raises KeyboardInterrupt in it (the core's ``tool_call.interruptible``) and the cell then
+  fails with one line, so Run All stops there.
 """
 
 from __future__ import annotations
@@ -19,8 +18,6 @@ import dataclasses
 import functools
 import inspect
 import json
-import signal
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -110,7 +107,8 @@ def is_headless(shell: InteractiveShell | None) -> bool:
 
 
 class _Interrupts:
-    """Sync tools made interruptible by ■ in await mode, and told to the view before they run."""
+    """Sync tools told to the view before they run, and ■ inside one noted (the core's
+    ``tool_call.interruptible`` makes SIGINT raise KeyboardInterrupt in a sync tool)."""
 
     def __init__(self, view: ToolLoopView | None) -> None:
         self.view = view
@@ -126,18 +124,11 @@ class _Interrupts:
         def run(*args: Any, **kwargs: Any) -> Any:
             if owner.view is not None:
                 owner.view.mark_running(tool.name)
-            main = threading.current_thread() is threading.main_thread()
-            previous = signal.getsignal(signal.SIGINT) if main else None
-            if main:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
             try:
                 return fn(*args, **kwargs)
             except KeyboardInterrupt:
                 owner.interrupted = True
                 raise
-            finally:
-                if main and previous is not None:
-                    signal.signal(signal.SIGINT, previous)
 
         return dataclasses.replace(tool, fn=run)
 
