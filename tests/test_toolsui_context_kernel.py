@@ -50,8 +50,16 @@ def test_explain_after_a_real_zero_division_cell(srv, k):
     assert "in ratio\n    return a / b" in prompt and "Cell In[" in prompt
     assert "\x1b[" not in prompt and "interactiveshell.py" not in prompt
     assert "Explain" in prompt
-    final = [m for m in r.outputs if m["msg_type"] == "update_display_data"][-1]["content"]["data"]
-    assert "<strong>zero</strong>" in final["text/html"]  # streamed and shown like any answer
+    # streamed and shown like any answer (the final static output may land just after the reply)
+    k.wait_for(
+        lambda: [
+            m
+            for m in k.iopub_messages(parent=r.msg_id, msg_type="update_display_data")
+            if "<strong>zero</strong>" in m["content"]["data"].get("text/html", "")
+        ],
+        20,
+        what="the explanation's final output",
+    )
 
 
 def test_fix_puts_the_corrected_cell_below(srv, k):
