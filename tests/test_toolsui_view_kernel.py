@@ -120,3 +120,13 @@ def test_hostile_arguments_and_results_never_reach_the_page_as_markup(srv, k):
     # the widget carries it as plain strings (tool_widget.js puts them into textContent)
     calls = [c for v in widget_values(k, mark, "calls") for c in v]
     assert any(HOSTILE in c["args"] or HOSTILE in c.get("result", "") for c in calls)
+
+
+def test_dry_run_shows_the_tool_specs_and_sends_nothing(srv, k):
+    res = k.run("%%deepseek --dry-run --no-history --tools get_weather,variables\nWeather?", timeout=20)
+    res.raise_for_error()
+    body = json.loads(res.stdout)
+    names = [t["function"]["name"] for t in body["tools"]]
+    assert names == ["get_weather", "variables"]
+    assert body["tools"][0]["function"]["parameters"]["properties"]["city"]["type"] == "string"
+    assert srv.requests == []

@@ -19,7 +19,7 @@ from .display import mark_shown
 from .errors import DeepSeekCellError
 from .kernel_hooks import resolve_mode
 from .options import deepseek_magic, parse_options
-from .tool_cell import run_tools, run_tools_async, wants_tools
+from .tool_cell import dry_run_tools, run_tools, run_tools_async, wants_tools
 
 __all__ = ["DeepSeekMagics", "DeepSeekCellError"]
 
@@ -138,7 +138,7 @@ class DeepSeekMagics(Magics):
 
     def _run(self, call: CellCall) -> Any:
         if call.options.dry_run:
-            return dry_run(call)
+            return dry_run_tools(self, self.ip, call) if wants_tools(self, call.options) else dry_run(call)
         mode = resolve_mode(self, background=call.options.bg)
         if call.options.each:
             batch = start_batch(self, self.ip, call)

@@ -31,7 +31,7 @@ from .errors import DeepSeekCellError, cell_error
 from .kernel_hooks import block_hint, in_kernel
 from .notebook_tools import BUILTIN_NAMES, builtin_tools
 from .session import session
-from .settings import Settings
+from .settings import Settings, body_params
 from .tool_view import ToolLoopView, call_args_text
 
 if TYPE_CHECKING:
@@ -148,6 +148,26 @@ def _input_approver(call: ToolCall, tool: Tool) -> Decision:
         return "deny"
     answers: dict[str, Decision] = {"r": "run", "run": "run", "y": "run", "a": "always", "always": "always"}
     return answers.get(answer, "deny")
+
+
+def dry_run_tools(settings: Settings, shell: InteractiveShell, call: CellCall) -> dict[str, Any]:
+    """``--dry-run`` with tools: the first request's body, the tools' specs included; nothing sent."""
+    items = tool_names(call.options.tools, list(settings.tools))
+    params = dict(call.params)
+    model = params.pop("model")
+    prompt: Any = call.prompt if call.conversation is not None else (call.messages or [])
+    try:
+        body = session.client(settings).request_body(
+            prompt,
+            model=model,
+            conversation=call.conversation,
+            tools=resolve_tools(items, shell),
+            **body_params(params),
+        )
+    except (DeepSeekError, ValueError, TypeError) as exc:
+        raise cell_error(exc) from None
+    print(json.dumps(body, indent=2, ensure_ascii=False))
+    return body
 
 
 def _start(
