@@ -130,3 +130,20 @@ def test_dry_run_shows_the_tool_specs_and_sends_nothing(srv, k):
     assert names == ["get_weather", "variables"]
     assert body["tools"][0]["function"]["parameters"]["properties"]["city"]["type"] == "string"
     assert srv.requests == []
+
+
+def test_cancel_click_while_a_step_streams_stops_the_loop(srv, k):
+    srv.enqueue(Script(text="word " * 600, tokens_per_second=40))
+    mid = k.execute("%%deepseek --tools get_weather\nTalk a lot")
+    button = k.wait_for(
+        lambda: (k.find_widgets("ButtonModel", description="Cancel", open_only=True) or [None])[-1], 20
+    )
+    k.wait_for(lambda: srv.active == 1, 10, what="the request to stream")
+    k.click(button)
+    assert srv.wait_for_disconnect(10) is not None  # the HTTP stream closed
+    res = k.result(mid, 30).raise_for_error()
+    assert len(srv.requests) == 1
+    assert "cancelled during step 1" in "\n".join(
+        str(m["content"]["data"].get("text/plain", "")) for m in res.outputs if "data" in m["content"]
+    )
+    assert k.evaluate("_ds_loop.state") == "'cancelled'"

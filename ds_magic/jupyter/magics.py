@@ -134,7 +134,12 @@ class DeepSeekMagics(Magics):
         return result(self.ip, call, resp)
 
     def _prepare(self, line: str, cell: str) -> CellCall:
-        return prepare(self, self.ip, parse_options(self.deepseek, line), cell)
+        options = parse_options(self.deepseek, line)
+        if options.each and options.tools:
+            raise DeepSeekCellError(
+                "--tools does not combine with --each: use ds_magic.batch(..., tools=[...])"
+            )
+        return prepare(self, self.ip, options, cell)
 
     def _run(self, call: CellCall) -> Any:
         if call.options.dry_run:
