@@ -147,3 +147,18 @@ def test_cancel_click_while_a_step_streams_stops_the_loop(srv, k):
         str(m["content"]["data"].get("text/plain", "")) for m in res.outputs if "data" in m["content"]
     )
     assert k.evaluate("_ds_loop.state") == "'cancelled'"
+
+
+def test_config_tools_is_the_default_set_of_every_cell(srv, k):
+    k.run("%config DeepSeekMagics.tools = ['variables']").raise_for_error()
+    try:
+        srv.enqueue(Script(text="", tool_calls=[{"name": "variables", "arguments": "{}"}]), Script(text="ok"))
+        k.run("%%deepseek\nWhat is defined?", timeout=30).raise_for_error()
+    finally:
+        k.run("%config DeepSeekMagics.tools = []").raise_for_error()
+    assert [t["function"]["name"] for t in srv.requests[0].body["tools"]] == ["variables"]
+    listing = [m for m in srv.requests[1].body["messages"] if m["role"] == "tool"][0]["content"]
+    assert "| get_weather | function |" in listing and "| KERNEL_ALLOWED | set | len" in listing
+    srv.enqueue(Script(text="plain"))
+    k.run("%%deepseek\nno tools now", timeout=30).raise_for_error()
+    assert "tools" not in srv.requests[2].body

@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from ..batch_progress import Progress
 from ..batch_result import BatchResult
 from ..batching import register_progress_view
-from . import display, kernel_hooks, last_error
+from . import display, kernel_hooks, last_error, tool_cell
 from .batch_view import BatchProgressView
 from .errors import LOG_WORDING
 from .magics import DeepSeekMagics
@@ -56,6 +56,7 @@ def unload(ip: InteractiveShell) -> None:
     session.close()  # cancels what still runs
     kernel_hooks.uninstall(ip)
     last_error.uninstall(ip)
+    tool_cell.KERNEL_ALLOWED.clear()  # "Always allow" lasts as long as the extension
     register_progress_view(None)
     for kind in ("line", "cell"):
         ip.magics_manager.magics[kind].pop("deepseek", None)
