@@ -32,13 +32,14 @@ from .kernel_hooks import block_hint, in_kernel
 from .notebook_tools import BUILTIN_NAMES, builtin_tools
 from .session import session
 from .settings import Settings, body_params
-from .tool_view import ToolLoopView, call_args_text
+from .tool_text import call_args_text
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
     from .cell import CellCall
     from .options import CellOptions
+    from .tool_view import ToolLoopView
 
 __all__ = [
     "KERNEL_ALLOWED",
@@ -199,6 +200,8 @@ def _start(
     assert isinstance(loop, ToolLoop)
     view = None
     if kernel:
+        from .tool_view import ToolLoopView  # the widget library loads with the first tool cell
+
         view = ToolLoopView(
             loop,
             fmt="text" if call.options.format == "code" else call.options.format,
