@@ -174,9 +174,11 @@ def _cache(settings: Settings, rest: list[str]) -> Any:
 
 def _chat(settings: Settings, rest: list[str]) -> Any:
     """``%deepseek chat [NAME]``: an interactive chat widget on conversation NAME (chat.py)."""
-    from .chat import chat_command  # anywidget and the chat's front end load on first use
+    from .chat import Chat  # anywidget and the chat's front end load on first use
 
-    return chat_command(rest)
+    if len(rest) > 1:
+        raise DeepSeekCellError("Usage: %deepseek chat [NAME] — one conversation name, no spaces")
+    return Chat(chat=rest[0] if rest else "default")
 
 
 COMMANDS: dict[str, Callable[[Settings, list[str]], Any]] = {
