@@ -54,3 +54,49 @@ def test_python_tool_approved_in_jupyterlab(nb: Any, lab: Any, offline: OfflineS
     # the code really ran in the kernel's namespace
     nb.run(1)
     nb.wait_text(1, "45", timeout=20)
+
+
+WEATHER = '''def get_weather(city: str) -> str:
+    """The weather in a city now.
+
+    Args:
+        city: The city's name.
+    """
+    return "sunny in " + city'''
+
+
+def test_chat_with_tools_run_clicked_in_the_chat(nb: Any, lab: Any, offline: OfflineServer) -> None:
+    offline.enqueue(
+        Script(
+            text="", tool_calls=[{"name": "get_weather", "arguments": json.dumps({"city": "<b>Paris</b>"})}]
+        ),
+        Script(text="It is sunny there."),
+    )
+    lab.write_notebook(
+        "chat-tools-browser.ipynb",
+        [WEATHER + "\nfrom ds_magic import Chat\nchat = Chat(chat='tools-b', tools=[get_weather])\nchat"],
+    )
+    nb.open("chat-tools-browser.ipynb")
+    nb.run(0)
+    nb.wait_finished(0, timeout=30)
+    chat = nb.output(0)
+    box = chat.locator(".ds-chat-input")
+    box.wait_for(timeout=30_000)
+    box.click()
+    nb.page.keyboard.type("Weather?")
+    nb.page.keyboard.press("Enter")
+    run = chat.locator(".ds-chat-tool-run")
+    run.wait_for(timeout=30_000)
+    head = chat.locator(".ds-chat-tool-head").first.inner_text()
+    assert 'get_weather(city="<b>Paris</b>")' in head  # the model's text, shown as text
+    assert chat.locator(".ds-chat-tool b").count() == 0  # never as markup
+    nb.screenshot("chat-asking")
+    run.click()
+    answers = chat.locator(".ds-chat-history .ds-chat-assistant")
+    nb.poll(
+        lambda: answers.last.inner_text() if answers.count() else "", lambda t: "It is sunny there." in t, 30
+    )
+    tool_msg = [m for m in offline.requests[1].body["messages"] if m["role"] == "tool"][0]["content"]
+    assert tool_msg == "sunny in <b>Paris</b>"
+    assert chat.locator(".ds-chat-tool-run").count() == 0  # the buttons are gone
+    nb.screenshot("chat-answered")
