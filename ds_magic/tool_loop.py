@@ -19,6 +19,8 @@ The history keeps every message whole (deepseek-api.md §4.2, §4.6): the assist
 ``content``, ``reasoning_content`` and ``tool_calls``, and a ``tool`` message per call with its
 ``tool_call_id``. With a ``Conversation`` the turns are stored there (Conversation.messages sends
 the reasoning of tool turns back in V4 thinking mode); without one the loop keeps the messages.
+While a loop runs on a conversation, send nothing else to that conversation (its tool results
+belong right after its calls): a view that queues turns waits for the loop, not just its step.
 """
 
 from __future__ import annotations

@@ -187,6 +187,11 @@ def _schema(
                 "give the tool named parameters only",
             )
         hint = hints.get(name, _NO_HINT)
+        if hint is _NO_HINT and name in ("self", "cls") and not props and not adapters:
+            raise ToolError(
+                f"{where}: a method as defined in its class needs its instance",
+                "register the bound method instead: as_tools([obj.method])",
+            )
         if hint is _NO_HINT:
             raise ToolError(f"{where} has no type hint", f"add one, e.g. {name}: str")
         try:

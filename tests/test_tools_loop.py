@@ -9,6 +9,8 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from offline_helpers import KEY
 
 import ds_magic
@@ -451,3 +453,35 @@ def test_a_result_that_looks_like_a_secret_is_not_sent(srv: OfflineServer, clien
         "it was kept here, not sent (allow_secrets=True sends it)"
     )
     assert rec.withheld and loop.state == "done"
+
+
+def test_a_tool_loop_against_a_plain_openai_compatible_server() -> None:
+    """No thinking, no DeepSeek-only fields: the loop works the same (dialect.py drops them)."""
+
+    @ds_magic.tool(safe=True)
+    def add(a: int, b: int) -> int:
+        """Add."""
+        return a + b
+
+    with OfflineServer(dialect="openai") as plain:
+        plain.enqueue(Script(text="", tool_calls=[call("add", a=1, b=1)]), Script(text="2"))
+        loop = Client(api_key=KEY, base_url=plain.url, dialect="openai").chat("1+1", tools=[add]).run()
+        assert loop.state == "done" and loop.text == "2"
+        assert [m["content"] for m in plain.requests[-1].body["messages"] if m["role"] == "tool"] == ["2"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60))
+def test_the_tool_directive_parser_takes_any_prompt_text(value: str) -> None:
+    """Prompt text is untrusted: ``tool=...`` gives calls with JSON arguments, or one ValueError line."""
+    from ds_magic.testing.script import parse_directives
+
+    try:
+        overrides, _ = parse_directives(f"hi [[offline tool={value}]]")
+    except ValueError as exc:
+        assert "\n" not in str(exc)
+    else:
+        for c in overrides.get("tool_calls", []):
+            assert c["name"] and isinstance(
+                json.loads(c["arguments"]), (dict, list, str, int, float, bool, type(None))
+            )

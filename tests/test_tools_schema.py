@@ -11,6 +11,7 @@ from typing import Any, Literal
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, Field
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 import ds_magic
@@ -164,6 +165,17 @@ def opaque(thing: Opaque) -> None: ...
 def strict_default(a: int, b: int = 2) -> None: ...
 
 
+class Query(BaseModel):
+    text: str = Field(description="What to look for")
+    limit: int = 10
+
+
+class Thing:
+    def method(self, n: int) -> int:
+        """A method."""
+        return n
+
+
 REGISTRATION_ERRORS = [
     (lambda: as_tools([no_hint]), "tool no_hint: parameter x has no type hint — add one, e.g. x: str"),
     (lambda: as_tools([star_args]), "tool star_args: parameter *values cannot be described as JSON"),
@@ -176,6 +188,7 @@ REGISTRATION_ERRORS = [
     (lambda: make_tool(strict_default, strict=True), "parameter b has a default, and a strict tool"),
     (lambda: as_tools([p_int, {"type": "function"}]), "tools mixes functions and raw"),
     (lambda: as_tools("p_int"), "tools must be a list of functions, not str"),
+    (lambda: as_tools([Thing.method]), "parameter self: a method as defined in its class needs its instance"),
 ]
 
 
@@ -185,6 +198,31 @@ def test_registration_errors_are_one_line_naming_the_parameter(make: Any, messag
         make()
     text = str(info.value)
     assert message in text and "\n" not in text
+
+
+def test_a_bound_method_and_a_pydantic_model_parameter() -> None:
+    def search(q: Query) -> list[str]:
+        """Search."""
+        return [q.text] * q.limit
+
+    (bound,) = as_tools([Thing().method])
+    assert bound.name == "method" and list(bound.parameters["properties"]) == ["n"]
+    t = make_tool(search)
+    q = t.parameters["properties"]["q"]
+    assert q["properties"]["text"]["description"] == "What to look for" and q["required"] == ["text"]
+    assert t.bind('{"q": {"text": "x", "limit": 2}}')[1]["q"] == Query(text="x", limit=2)
+
+
+def test_a_hint_that_does_not_resolve_is_one_line() -> None:
+    class Local:
+        pass
+
+    def f(x: Local) -> None: ...
+
+    with pytest.raises(
+        ToolError, match="its type hints cannot be read .NameError: name 'Local' is not defined"
+    ):
+        make_tool(f)
 
 
 def test_the_decorator_fails_at_registration() -> None:

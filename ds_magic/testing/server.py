@@ -360,7 +360,7 @@ class OfflineServer:
         if self.dialect == "openai" and beta:
             return await send_json(conn, 404, {"detail": "Not Found"}, ex=ex)
         try:
-            body = validate(req.body, beta, self.legacy)
+            body = validate(req.body, beta, self.legacy, deepseek=self.dialect != "openai")
             if self.dialect == "openai":
                 check_openai(body)
             overrides, question = directives(body["messages"])

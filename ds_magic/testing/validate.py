@@ -105,8 +105,9 @@ def thinking_on(model: str, body: dict[str, Any]) -> bool:
     return not (isinstance(thinking, dict) and thinking.get("type") == "disabled")
 
 
-def validate(raw: bytes, beta: bool, legacy: bool) -> dict[str, Any]:
-    """The JSON body of a /chat/completions request, checked as the API checks it; raises Reject."""
+def validate(raw: bytes, beta: bool, legacy: bool, deepseek: bool = True) -> dict[str, Any]:
+    """The JSON body of a /chat/completions request, checked as the API checks it; raises Reject.
+    ``deepseek=False`` (a plain OpenAI-compatible server): no thinking, so no reasoning pass-back."""
     try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -140,7 +141,7 @@ def validate(raw: bytes, beta: bool, legacy: bool) -> dict[str, Any]:
                 )
     if model == "deepseek-reasoner":
         _check_reasoner_turns(messages)
-    if model in V4_MODELS and thinking_on(model, body):
+    if deepseek and model in V4_MODELS and thinking_on(model, body):
         _check_passback(messages, bool(body.get("tools")))
     _check_strict(body.get("tools"), beta)
     return body
