@@ -640,14 +640,19 @@ class KernelSession:
         stop_on_error: bool = True,
         silent: bool = False,
         user_expressions: dict[str, str] | None = None,
+        allow_stdin: bool = False,
     ) -> str:
-        """Send an ``execute_request`` and return its msg_id at once (requests queue in the kernel)."""
+        """Send an ``execute_request`` and return its msg_id at once (requests queue in the kernel).
+
+        ``allow_stdin=True`` is what JupyterLab sends (someone is there to answer); the default False
+        is what nbclient sends. stdin requests are recorded, never answered.
+        """
         content = {
             "code": code,
             "silent": silent,
             "store_history": store_history,
             "user_expressions": user_expressions or {},
-            "allow_stdin": False,
+            "allow_stdin": allow_stdin,
             "stop_on_error": stop_on_error,
         }
         return self._send("shell", "execute_request", content, subshell_id=subshell_id)
@@ -678,6 +683,10 @@ class KernelSession:
     def kernel_info(self, timeout: float = 10.0, *, subshell_id: str | None = None) -> Msg:
         msg_id = self._send("shell", "kernel_info_request", {}, subshell_id=subshell_id)
         return self.wait_reply(msg_id, timeout)
+
+    def input_reply(self, value: str) -> str:
+        """Answer the kernel's last ``input_request`` (what a frontend sends when the user hits Enter)."""
+        return self._send("stdin", "input_reply", {"value": value})
 
     def interrupt(self) -> None:
         """What the ■ button does: ``KernelManager.interrupt_kernel()`` (SIGINT for this kernelspec)."""

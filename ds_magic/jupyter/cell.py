@@ -81,7 +81,8 @@ def prepare(settings: Settings, shell: InteractiveShell, options: CellOptions, c
         raise DeepSeekCellError("The cell is empty: write your prompt on the lines below %%deepseek")
     if settings.interpolate and not options.raw and not options.each:
         # With --each the batch fills {item} (and an item's keys) itself.
-        prompt = interpolate(prompt, shell.user_ns)
+        # Rich values (a DataFrame, a long list) are summarised, not dumped (summarize.py).
+        prompt = interpolate(prompt, shell.user_ns, max_chars=settings.context_max_chars)
     # DeepSeek's JSON mode needs the word "json" in the prompt (deepseek-api.md §4.5).
     if options.json and "json" not in prompt.lower():
         prompt += "\n\nAnswer with a JSON object."

@@ -40,15 +40,16 @@ from ..client import DEFAULT_MODEL
 from ..conversation import Conversation
 from ..engine import get_engine
 from ..response import Response
+from .chat_tools import ChatTools
 from .chat_transcript import ChatEntries
 from .chat_view import ChatView
 from .chat_widget import ChatWidget
-from .errors import DeepSeekCellError, ended_text, error_text
+from .errors import ended_text, error_text
 from .live import LiveUpdate, footer_text
 from .session import session
 from .settings import chat_params
 
-__all__ = ["Chat", "chat_command", "DEFAULT_MODELS"]
+__all__ = ["Chat", "DEFAULT_MODELS"]
 
 #: The model selector's choices; the chat's own model is added first when it is not among them.
 DEFAULT_MODELS = (DEFAULT_MODEL, "deepseek-v4-pro")
@@ -73,6 +74,7 @@ class Chat:
         models: list[str] | None = None,
         show_reasoning: bool | None = None,
         throttle_ms: int | None = None,
+        tools: list[Any] | None = None,
         **params: Any,
     ) -> None:
         settings = session.settings
@@ -113,6 +115,7 @@ class Chat:
         self.widget.entries = self._wire()
         self.widget.status = self._idle_status()
         self.widget.on_msg(self._on_msg)
+        self._tools = ChatTools(self.widget, tools) if tools else None  # tools=[fn, "python", ...]
         self._view = ChatView(self.widget, show_reasoning=self.show_reasoning)
         self.display_id = self._view.display_id
 
@@ -165,6 +168,8 @@ class Chat:
         resp = self._resp
         if resp is not None:
             resp.cancel()
+        if self._tools is not None:
+            self._tools.cancel()
 
     def new_chat(self) -> None:
         """Start a fresh thread under the same name; the old turns are kept as ``NAME-1``, ``NAME-2``…"""
@@ -233,6 +238,8 @@ class Chat:
             self.cancel()
         elif event == "new_chat":
             self.new_chat()
+        elif event == "decide" and self._tools is not None:
+            self._tools.decide(content)
 
     def _enqueue(self, text: str) -> None:
         try:
@@ -254,6 +261,10 @@ class Chat:
                 self._cond.notify_all()
 
     def _start(self, text: str) -> None:
+        if self._tools is not None:  # a tool loop, driven on the kernel's thread (chat_tools.py)
+            hooks = (self._guard, self._begin, self._finished, self._fail)
+            self._tools.start(text, self._params, self.model or None, self.conversation, *hooks)
+            return
         try:
             # The magic's pooled client: same key, base URL and timeouts as the cells.
             resp = session.client(session.settings).chat(
@@ -262,11 +273,18 @@ class Chat:
         except Exception as exc:  # a missing key, a bad parameter: shown inline like a failed request
             self._fail(text, error_text(exc, chat=True))
             return
+        self._begin(text, resp, True)
+        resp.add_done_callback(lambda r: get_engine().call_soon(self._guard, self._finished, r))
+
+    def _begin(self, text: str, resp: Response, first: bool) -> None:
+        """Show ``resp`` streaming (a tool loop's later steps: ``first`` False, no pending prompt)."""
+        if self._live is not None:
+            self._live.stop()
         with self._cond:
             self._resp = resp
             self._prompt = text
         self._view.start_answer(
-            self._wire(pending=text),
+            self._wire(pending=text if first else None),
             self._entries.next_id("a"),
             resp.model,
             list(self._queue),
@@ -274,7 +292,6 @@ class Chat:
         )
         self._live = LiveUpdate(resp, lambda: self._update_live(resp), throttle_ms=self._throttle_ms)
         self._live.start()
-        resp.add_done_callback(lambda r: get_engine().call_soon(self._guard, self._finished, r))
 
     def _update_live(self, resp: Response) -> None:
         if resp is self._resp:
@@ -380,10 +397,3 @@ class Chat:
         self._view.close(self.transcript())
         with self._cond:
             self._cond.notify_all()
-
-
-def chat_command(rest: list[str]) -> Chat:
-    """``%deepseek chat [NAME]``: a chat on conversation NAME (default: the magic's default one)."""
-    if len(rest) > 1:
-        raise DeepSeekCellError("Usage: %deepseek chat [NAME] — one conversation name, no spaces")
-    return Chat(chat=rest[0] if rest else "default")

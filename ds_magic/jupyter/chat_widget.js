@@ -327,7 +327,8 @@ function render({ model, el }) {
   const history = h("div", "ds-chat-history");
   const live = h("div", "ds-chat-live");
   const queue = h("div", "ds-chat-queue");
-  list.append(history, live, queue);
+  const tools = h("div", "ds-chat-tools");
+  list.append(history, live, tools, queue);
 
   const status = h("div", "ds-chat-status");
   const inputRow = h("div", "ds-chat-inputrow");
@@ -480,6 +481,35 @@ function render({ model, el }) {
     model.save_changes();
   });
 
+  // Chat(tools=...): the calls of the answer in progress, as text; buttons under the one that asks.
+  const drawTools = () => {
+    const was = nearBottom();
+    const asking = model.get("tool_asking") || "";
+    tools.replaceChildren(
+      ...(model.get("tool_calls") || []).map((c) => {
+        const node = h("div", "ds-chat-msg ds-chat-tool");
+        const state = [c.status, c.note].filter(Boolean).join(" · ");
+        node.append(h("div", "ds-chat-tool-head", `${c.name}(${c.args}) ${state ? "— " + state : ""}`));
+        if (c.result) node.append(h("div", "ds-chat-plain ds-chat-tool-result", String(c.result)));
+        if (asking && asking === c.id) {
+          const bar = h("div", "ds-chat-tool-buttons");
+          for (const [label, decision] of [["Run", "run"], ["Deny", "deny"], [`Always allow ${c.name}`, "always"]]) {
+            const b = h("button", `ds-chat-tool-${decision}`, label);
+            b.type = "button";
+            b.addEventListener("click", () => {
+              for (const x of bar.querySelectorAll("button")) x.disabled = true;
+              model.send({ event: "decide", id: c.id, decision });
+            });
+            bar.append(b);
+          }
+          node.append(bar);
+        }
+        return node;
+      }),
+    );
+    stick(was);
+  };
+
   const onEntries = () => drawEntries(true);
   const handlers = [
     ["change:title", drawTitle],
@@ -493,6 +523,8 @@ function render({ model, el }) {
     ["change:queue", drawQueue],
     ["change:busy", drawBusy],
     ["change:status", drawStatus],
+    ["change:tool_calls", drawTools],
+    ["change:tool_asking", drawTools],
   ];
   for (const [name, fn] of handlers) model.on(name, fn);
 
@@ -503,6 +535,7 @@ function render({ model, el }) {
   drawQueue();
   drawBusy();
   drawStatus();
+  drawTools();
   if (model.get("_ds_saved")) drawReadOnly("Saved transcript, read-only. Run this cell to chat again.");
   list.scrollTop = list.scrollHeight;
 

@@ -9,7 +9,7 @@ Who writes what (kernel-and-widgets.md §5, "exactly one thread writes to a give
 writes ``title``, ``models``, ``entries``, ``live*``, ``queue``, ``busy`` and ``status``, always from
 the engine thread (chat.py); the front end writes ``model`` (the selector) and ``draft`` (the text
 in the input). Clicks and Enter arrive as custom messages: ``{"event": "send", "text": ...}``,
-``{"event": "cancel"}``, ``{"event": "new_chat"}``.
+``{"event": "cancel"}``, ``{"event": "new_chat"}``, ``{"event": "decide", "id", "decision"}`` (a tool call).
 
 Saved notebooks: ``_ds_chat_id`` (the model's own id, set when the widget is made) lets the front end
 find its model, tell a live chat from a saved one, and keep a read-only copy of the chat in the
@@ -50,6 +50,10 @@ class ChatWidget(anywidget.AnyWidget):
     busy = t.Bool(False).tag(sync=True)
     status = t.Unicode("").tag(sync=True)
     draft = t.Unicode("").tag(sync=True)
+    #: Chat(tools=...): the calls of the answer in progress, {"id", "name", "args", "status", "note",
+    #: "result"} as plain strings (chat_tools.py), and the one whose Run / Deny / Always buttons show.
+    tool_calls = t.List(t.Dict()).tag(sync=True)
+    tool_asking = t.Unicode("").tag(sync=True)
     #: This model's id; marks the chat's state among other widgets' in the notebook metadata.
     _ds_chat_id = t.Unicode("").tag(sync=True)
 

@@ -21,6 +21,7 @@ from ..guard import mask_key
 from ..run_stats import plot_records, stats
 from .display import show_output
 from .errors import DeepSeekCellError, cell_error
+from .explain import explain_command, fix_command
 from .kernel_hooks import resolve_mode
 from .session import cancel_all, session
 from .settings import Settings
@@ -183,9 +184,11 @@ def _cache(settings: Settings, rest: list[str]) -> Any:
 
 def _chat(settings: Settings, rest: list[str]) -> Any:
     """``%deepseek chat [NAME]``: an interactive chat widget on conversation NAME (chat.py)."""
-    from .chat import chat_command  # anywidget and the chat's front end load on first use
+    from .chat import Chat  # anywidget and the chat's front end load on first use
 
-    return chat_command(rest)
+    if len(rest) > 1:
+        raise DeepSeekCellError("Usage: %deepseek chat [NAME] — one conversation name, no spaces")
+    return Chat(chat=rest[0] if rest else "default")
 
 
 COMMANDS: dict[str, Callable[[Settings, list[str]], Any]] = {
@@ -202,4 +205,6 @@ COMMANDS: dict[str, Callable[[Settings, list[str]], Any]] = {
     "stats": _stats,
     "cache": _cache,
     "chat": _chat,
+    "explain": explain_command,
+    "fix": fix_command,
 }

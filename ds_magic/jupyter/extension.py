@@ -16,7 +16,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from ..batch_progress import Progress
 from ..batch_result import BatchResult
 from ..batching import register_progress_view
-from . import compare_view, display, kernel_hooks
+from . import compare_view, display, kernel_hooks, last_error, tool_cell
 from .batch_view import BatchProgressView
 from .errors import LOG_WORDING
 from .magics import DeepSeekMagics
@@ -38,6 +38,7 @@ def load(ip: InteractiveShell) -> None:
     compare_view.register(ip)
     logging.getLogger("ds_magic").addFilter(LOG_WORDING)  # what the core logs, in notebook terms
     kernel_hooks.install(ip, magics, magics.run_async)
+    last_error.install(ip)  # %deepseek explain / fix read the last failed cell
     if kernel_hooks.in_kernel(ip):
         register_progress_view(_show_progress)
 
@@ -55,6 +56,8 @@ def unload(ip: InteractiveShell) -> None:
         return
     session.close()  # cancels what still runs
     kernel_hooks.uninstall(ip)
+    last_error.uninstall(ip)
+    tool_cell.KERNEL_ALLOWED.clear()  # "Always allow" lasts as long as the extension
     register_progress_view(None)
     for kind in ("line", "cell"):
         ip.magics_manager.magics[kind].pop("deepseek", None)

@@ -31,6 +31,7 @@ from .errors import DeepSeekCellError, cell_edge
 from .kernel_hooks import in_kernel, resolve_mode
 from .line_form import prompt_line
 from .options import deepseek_magic, parse_options
+from .tool_cell import dry_run_tools, run_tools, run_tools_async, wants_tools
 
 __all__ = ["DeepSeekMagics", "DeepSeekCellError"]
 
@@ -77,6 +78,10 @@ class DeepSeekMagics(Magics):
     interpolate = Bool(True, help="Replace {name} in prompts with values from the namespace.").tag(
         config=True
     )
+    context_max_chars = Int(
+        4_000,
+        help="Cap of one summarised {name} value (DataFrame, Series, ndarray, dict, list, long string) in a prompt.",
+    ).tag(config=True)
     timeout = Float(None, allow_none=True, help="Seconds for connect, first token and idle deadlines.").tag(
         config=True
     )
@@ -96,6 +101,18 @@ class DeepSeekMagics(Magics):
     batch_concurrency = Int(8, help="Requests in flight for %%deepseek --each (lowered on 429).").tag(
         config=True
     )
+    tools = List(
+        Unicode(),
+        default_value=[],
+        help="Tools every %%deepseek cell offers the model (names in the namespace, or the built-ins "
+        "python, variables); --tools overrides it.",
+    ).tag(config=True)
+    tool_approval = Enum(
+        ["ask", "auto"],
+        "ask",
+        help="ask: each tool call waits for Run / Deny / Always (headless runs deny); auto: run every call.",
+    ).tag(config=True)
+    tool_max_steps = Int(8, help="With tools: at most this many requests per cell.").tag(config=True)
 
     @property
     def ip(self) -> InteractiveShell:
@@ -109,7 +126,7 @@ class DeepSeekMagics(Magics):
 
         Cell:  %%deepseek [options]  then the prompt on the following lines ({name} is interpolated).
         Line:  %deepseek history [--chat NAME] | chats | reset [NAME] | fork SRC DST | export FILE |
-               import FILE | models | key | cancel-all | config | stats | cache | chat
+               import FILE | models | key | cancel-all | config | stats | cache | chat | explain | fix
                (bare %deepseek lists them all), or %deepseek [options] PROMPT, where the
                options are the cell's; %deepseek [options] -- PROMPT sends a prompt whose
                first word looks like a subcommand.
@@ -127,22 +144,31 @@ class DeepSeekMagics(Magics):
                 return self._run(call)
             if call.options.each:
                 return await wait_batch_async(self.ip, start_batch(self, self.ip, call))
+            if wants_tools(self, call.options):
+                return await run_tools_async(self, self.ip, call)
             resp, view = start(self, self.ip, call, "await")
             stopped = await wait_async(resp, view)
             return result(self, self.ip, call, resp, stopped=stopped)
 
     def _prepare(self, line: str | list[str], cell: str) -> CellCall:
-        return prepare(self, self.ip, parse_options(self.deepseek, line), cell)
+        options = parse_options(self.deepseek, line)
+        if options.each and options.tools:
+            raise DeepSeekCellError(
+                "--tools does not combine with --each: use ds_magic.batch(..., tools=[...])"
+            )
+        return prepare(self, self.ip, options, cell)
 
     def _run(self, call: CellCall) -> Any:
         if call.options.dry_run:
-            return dry_run(call)
+            return dry_run_tools(self, self.ip, call) if wants_tools(self, call.options) else dry_run(call)
         mode = resolve_mode(self, background=call.options.bg)
         if call.options.each:
             batch = start_batch(self, self.ip, call)
             return batch if mode == "background" else wait_batch(self.ip, batch)
         if mode == "await":
             mode = "block"  # reached only when the cell was not rewritten (e.g. run_cell_magic)
+        if wants_tools(self, call.options):
+            return run_tools(self, self.ip, call, mode if mode != "background" else "block")
         resp, view = start(self, self.ip, call, mode)
         if mode == "background":
             if in_kernel(self.ip):  # its live view shows it; in a terminal nothing does, so Out[] does

@@ -80,6 +80,13 @@ _OPTIONS = [
         action="store_true",
         help="Send the prompt even if it looks like it holds a secret (an API key, a private key).",
     ),
+    _opt(
+        "--tools",
+        metavar="NAMES",
+        help="Let the model call these functions (comma-separated names from the namespace, or the "
+        "built-ins python, variables); default: DeepSeekMagics.tools.",
+    ),
+    _opt("--max-steps", type=int, help="With --tools: at most this many requests (default 8)."),
     _opt("words", nargs="*", help="(line magic) a subcommand or a one-line prompt."),
 ]
 
@@ -108,6 +115,8 @@ class CellOptions:
     each: str | None
     schema: str | None
     allow_secrets: bool
+    tools: str | None
+    max_steps: int | None
     words: list[str]
 
 
