@@ -122,3 +122,48 @@ def test_tables_are_dataframes_rounded_for_people(srv, k):
             assert numbers, data[mime]
             assert all("e" not in n and len(n.split(".")[1]) <= 6 for n in numbers), data[mime]
         assert not re.search(r":\d\d\.\d", data["text/plain"])  # times to the second
+
+
+def test_experiments_notebook_run_all_looks_finished(monkeypatch, tmp_path):
+    """Run All of notebooks/experiments.ipynb (nbclient, a real kernel with the extension loaded as
+    in the main job) and read what the saved notebook shows."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from ds_magic.testing import OfflineServer
+
+    pytest.importorskip("pandas")
+    pytest.importorskip("matplotlib")
+    path = __import__("pathlib").Path(__file__).resolve().parents[1] / "notebooks" / "experiments.ipynb"
+    with OfflineServer() as srv:
+        monkeypatch.setenv("DEEPSEEK_API_KEY", "offline-stand-in")
+        monkeypatch.setenv("DEEPSEEK_BASE_URL", srv.url)
+        monkeypatch.setenv("DS_MAGIC_OFFLINE", "1")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        nb = nbformat.read(path, as_version=4)
+        # As scripts/run's kernels do (jupyter-config/ipython_kernel_config.json): the extension
+        # is loaded before the first cell, so a bare %load_ext would say "already loaded".
+        NotebookClient(
+            nb,
+            timeout=120,
+            kernel_name="python3",
+            extra_arguments=["--InteractiveShellApp.extra_extensions=['ds_magic']"],
+            resources={"metadata": {"path": str(tmp_path)}},
+        ).execute()
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+
+    def outputs(prefix: str) -> list[dict]:
+        [cell] = [c for c in cells if c.source.startswith(prefix)]
+        return list(cell.get("outputs", []))
+
+    everything = nbformat.writes(nb)
+    assert "already loaded" not in everything and '"output_type": "error"' not in everything
+    assert "<Figure" not in everything
+    assert any("<table" in o.get("data", {}).get("text/html", "") for o in outputs("defs.table()"))
+    assert any("<table" in o.get("data", {}).get("text/html", "") for o in outputs("ds_magic.records()"))
+    cache = outputs("print(_.cached)")
+    assert [o["output_type"] for o in cache] == ["stream"] and cache[0]["text"].count("entries:") == 1
+    stats = outputs("%deepseek stats")
+    assert any("image/png" in o.get("data", {}) for o in stats)
+    text = "".join(o.get("text", "") for o in stats)
+    assert "requests:" in text and not re.search(r"(?<![$\d.])\d+\.\d{3,}", text)
