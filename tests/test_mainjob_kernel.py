@@ -69,6 +69,11 @@ def test_each_progress_bar_moves_as_each_item_ends(srv, k):
     assert "5 running" in first  # shown while the other five still streamed
     final = [m["content"]["data"] for m in r.outputs if m["msg_type"] == "update_display_data"]
     assert final[-1]["text/plain"].startswith("batch 6/6 done")
+    # That line is the cell's whole output: the BatchResult is not printed again as Out[].
+    assert [m for m in r.outputs if m["msg_type"] in ("execute_result", "display_data")][1:] == []
+    again = k.run("defs", timeout=10).raise_for_error()  # asked for later, it shows as usual
+    shown = [m["content"]["data"]["text/plain"] for m in again.outputs if m["msg_type"] == "display_data"]
+    assert len(shown) == 1 and shown[0].startswith("<BatchResult finished")
 
 
 def test_stats_shows_rounded_totals_and_a_plot_image(srv, k):
