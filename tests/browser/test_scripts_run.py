@@ -17,6 +17,7 @@ def test_scripts_run_opens_the_quickstart_on_the_offline_server(chromium, tmp_pa
     settings.write_text('{"autosave": false}')  # the test must never write the user's notebook
     env.update(
         OPEN_BROWSER="False",
+        DS_MAGIC_WORKSPACE=str(tmp_path / "workspace"),  # not the checkout's own workspace/
         JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
         JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
