@@ -18,7 +18,7 @@ from mainjob_pages import FRONTENDS, Page, make_page
 from ds_magic.testing import Script
 
 #: What a traceback through our own code looks like on the page (IPython's frames, ds_magic's files).
-TRACEBACK_SIGNS = ("Traceback", "File ", "ds_magic/", "__ds_magic_run__", "KeyboardInterrupt", "----> ")
+TRACEBACK_SIGNS = ("Traceback", "File ", "ds_magic/", "__ds_magic_run__", "----> ", "Cell In[")
 
 
 @pytest.fixture(params=FRONTENDS)
