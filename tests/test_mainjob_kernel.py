@@ -76,6 +76,25 @@ def test_each_progress_bar_moves_as_each_item_ends(srv, k):
     assert len(shown) == 1 and shown[0].startswith("<BatchResult finished")
 
 
+def test_each_progress_moves_on_the_stand_ins_default_answers(srv, k):
+    """The experiments notebook's cell on the offline stand-in, as scripts/run serves it: its default
+    answers differ in length by the question (104 to 162 tokens for these words), so the bar moves
+    in steps instead of jumping from 0/6 to 6/6."""
+    words = ["serendipity", "ephemeral", "ubiquitous", "quixotic", "laconic", "petrichor"]
+    k.run(f"words = {words!r}", timeout=10).raise_for_error()
+    since = k.mark()
+    cell = "%%deepseek --each words -o defs --no-thinking\nDefine the word {item} in one sentence. [[offline tps=100]]"
+    r = k.run(cell, timeout=60)
+    assert r.status == "ok", r.error
+    bar = [
+        m["content"]["comm_id"]
+        for m in k.comm_opens()
+        if m["content"]["data"]["state"].get("_model_name") == BAR
+    ][-1]
+    steps = _bar_updates(k, bar, since)
+    assert steps == sorted(steps) and steps[-1] == 6 and len(steps) >= 4, steps
+
+
 def test_stats_shows_rounded_totals_and_a_plot_image(srv, k):
     srv.enqueue(Script(text="one two three", reasoning="", tokens_per_second=200))
     srv.enqueue(Script(text="four five six seven", reasoning="", tokens_per_second=200))
