@@ -50,7 +50,9 @@ def format_stats(s: dict[str, Any]) -> str:
     t = s["tokens"]
     cost = format_usd(s["cost"]) + (f" (+{s['cost_unknown']} unknown)" if s["cost_unknown"] else "")
     lines = [
-        f"requests:    {s['requests']} ({statuses})" + (f" · {', '.join(extra)}" if extra else ""),
+        f"requests:    {s['requests']}"
+        + (f" ({statuses})" if statuses else "")
+        + (f" · {', '.join(extra)}" if extra else ""),
         f"tokens:      {t['prompt']:,} prompt ({t['cache_hit']:,} cache hit) · {t['completion']:,} "
         f"completion ({t['reasoning']:,} reasoning)",
         f"cost:        {cost} (estimated)",

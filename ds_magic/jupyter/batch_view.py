@@ -13,40 +13,18 @@ import html
 import threading
 import time
 import uuid
-import weakref
-from typing import Any
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
 from ..batch_progress import BatchProgress, format_progress
-from ..batch_result import BatchResult
 from .controls import cancel_button
-from .display import show_output, update_output
+from .display import mark_shown, show_output, update_output
 
-__all__ = ["BatchProgressView", "register_display", "unregister_display"]
+if TYPE_CHECKING:
+    from ..batch_result import BatchResult
 
-# Batches whose progress view is on the screen: as a cell's value (``%%deepseek --each`` returns its
-# BatchResult) they print nothing the first time, since the view's final line already says what the
-# repr would (issue 13: the line showed twice). Shown again later (``defs`` in another cell), the
-# repr prints as usual. The same rule as display.py's for a Response.
-_shown: weakref.WeakSet[BatchResult] = weakref.WeakSet()
-_shown_lock = threading.Lock()
-
-
-def _display(result: BatchResult) -> None:
-    with _shown_lock:
-        if result in _shown:
-            _shown.discard(result)
-            return
-    show_output({"text/plain": repr(result)}, raw=True)
-
-
-def register_display(ip: Any) -> None:
-    ip.display_formatter.ipython_display_formatter.for_type(BatchResult, _display)
-
-
-def unregister_display(ip: Any) -> None:
-    ip.display_formatter.ipython_display_formatter.pop(BatchResult, None)
+__all__ = ["BatchProgressView"]
 
 
 class BatchProgressView:
@@ -74,8 +52,9 @@ class BatchProgressView:
 
     def show(self) -> None:
         show_output(self.box, display_id=self.display_id)
-        with _shown_lock:
-            _shown.add(self.result)
+        # As a cell's value (``%%deepseek --each`` returns the batch) it then prints nothing the first
+        # time: the view's last line says what its repr would (issue 13: the line showed twice).
+        mark_shown(self.result)
 
     def update(self, p: BatchProgress) -> None:
         """Show ``p``: at once when an item has ended since the last update (the batch calls this

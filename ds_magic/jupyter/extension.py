@@ -17,7 +17,7 @@ from ..batch_progress import Progress
 from ..batch_result import BatchResult
 from ..batching import register_progress_view
 from . import display, kernel_hooks
-from .batch_view import BatchProgressView, register_display, unregister_display
+from .batch_view import BatchProgressView
 from .errors import LOG_WORDING
 from .magics import DeepSeekMagics
 from .session import session
@@ -39,7 +39,7 @@ def load(ip: InteractiveShell) -> None:
     kernel_hooks.install(ip, magics, magics.run_async)
     if kernel_hooks.in_kernel(ip):
         register_progress_view(_show_progress)
-        register_display(ip)  # a batch whose view is shown is not printed again as Out[]
+        display.register(ip, BatchResult)  # a batch whose view is shown is not printed again
 
 
 def _show_progress(result: BatchResult) -> Progress:
@@ -56,7 +56,7 @@ def unload(ip: InteractiveShell) -> None:
     session.close()  # cancels what still runs
     kernel_hooks.uninstall(ip)
     register_progress_view(None)
-    unregister_display(ip)
+    display.unregister(ip, BatchResult)
     for kind in ("line", "cell"):
         ip.magics_manager.magics[kind].pop("deepseek", None)
     ip.magics_manager.registry.pop("DeepSeekMagics", None)

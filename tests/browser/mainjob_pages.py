@@ -7,9 +7,15 @@ package adds Notebook 7's ``/notebooks/<name>`` pages to any Jupyter server.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import signal
+import subprocess
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +43,11 @@ class Page(NotebookPage):
         self.wait_idle(name, timeout=60)
         self.page.evaluate("() => document.querySelectorAll('.Toastify').forEach(e => e.remove())")
 
-    def wait_idle(self, name: str, timeout: float = 60) -> None:
+    def shows_idle(self) -> bool:
         if self.kind == "lab":
-            super().wait_idle(name, timeout)
-            return
-        # Notebook 7 has no status bar; its toolbar's kernel status shows the connection state.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            sessions = self.lab.api("GET", "/api/sessions")
-            ready = any(
-                s["path"].endswith(name) and (s.get("kernel") or {}).get("execution_state") == "idle"
-                for s in sessions
-            )
-            shown = self.page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() > 0
-            if ready and shown:
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"the kernel for {name} never became idle in {timeout} s ({self.kind})")
+            return super().shows_idle()
+        # Notebook 7 has no status bar; its toolbar's execution indicator shows the kernel's state.
+        return bool(self.page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count() > 0)
 
     def run_all(self) -> None:
         """Run → Run All Cells, from the menu bar, as a user would (same menu in both frontends)."""
@@ -77,3 +71,53 @@ def make_page(chromium: Any, lab: Lab, kind: str, test_name: str) -> tuple[Any, 
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_name)
     shutil.rmtree(SHOTS / name, ignore_errors=True)  # only this run's screenshots
     return context, Page(page, lab, SHOTS / name, kind)
+
+
+@contextlib.contextmanager
+def scripts_run(tmp_path: Path, **env_extra: str) -> Iterator[Lab]:
+    """Start ``scripts/run`` as a user would (no key, no browser, a free port, Jupyter's own folders
+    in ``tmp_path``), wait until JupyterLab answers, and stop its whole process group at the end."""
+    from conftest import _free_port
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DEEPSEEK_", "DS_MAGIC_", "JUPYTER"))}
+    settings = tmp_path / "settings" / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text('{"autosave": false}')  # a test writes a notebook only when it saves it
+    env.update(
+        OPEN_BROWSER="False",
+        DS_MAGIC_WORKSPACE=str(tmp_path / "workspace"),  # not the checkout's own workspace/
+        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
+        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+    )
+    env.update(env_extra)
+    log = tmp_path / "run.log"
+    cmd = [str(ROOT / "scripts" / "run"), f"--port={port}", "--port-retries=0", "--IdentityProvider.token="]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    lab = Lab(Path(env["DS_MAGIC_WORKSPACE"]), port, proc, log)
+    try:
+        deadline = time.monotonic() + 180  # a first run may still install into .venv
+        while True:
+            try:
+                urllib.request.urlopen(lab.url + "/api/status", timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, f"scripts/run exited:\n{lab.log_tail()}"
+                assert time.monotonic() < deadline, f"JupyterLab never answered:\n{lab.log_tail()}"
+                time.sleep(0.3)
+        yield lab
+    finally:
+        try:
+            lab.shutdown_kernels()
+        except Exception:
+            pass
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
