@@ -23,21 +23,38 @@ def _checkout_state() -> tuple[dict[str, bytes], str]:
 
 def test_scripts_run_saves_into_the_workspace_and_keeps_the_users_copies(chromium: Any, tmp_path: Path):
     workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    mine = nbformat.v4.new_notebook()
-    mine.cells = [nbformat.v4.new_code_cell("print('my own edit')")]
-    nbformat.write(mine, str(workspace / "experiments.ipynb"))
-    edited = (workspace / "experiments.ipynb").read_bytes()
+    (workspace / ".originals").mkdir(parents=True)
+
+    def notebook(source: str) -> bytes:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(source)]
+        return nbformat.writes(nb).encode()
+
+    # experiments: copied from an older version, then edited by the user. quickstart: an untouched
+    # copy of an older version. chat: no copy yet.
+    (workspace / ".originals" / "experiments.ipynb").write_bytes(notebook("print('old version')"))
+    (workspace / "experiments.ipynb").write_bytes(edited := notebook("print('my own edit')"))
+    old_quickstart = notebook("print('old quickstart')")  # (each notebook() has new cell ids)
+    (workspace / ".originals" / "quickstart.ipynb").write_bytes(old_quickstart)
+    (workspace / "quickstart.ipynb").write_bytes(old_quickstart)
     before = _checkout_state()
 
     with scripts_run(tmp_path) as lab:
         context, nb = make_page(chromium, lab, "lab", "test_scripts_run_workspace")
         try:
-            assert f"Your notebooks: {workspace} (copies of notebooks/" in lab.log.read_text()
-            # The missing copies were made; the user's edited one was left alone.
+            log = lab.log.read_text()
+            assert f"Your notebooks: {workspace} (copies of notebooks/" in log
+            # The missing copy was made and the untouched old one brought up to date; the user's
+            # edited one was left alone, and the newer version is named once.
             assert sorted(p.name for p in workspace.glob("*.ipynb")) == sorted(before[0])
             assert (workspace / "quickstart.ipynb").read_bytes() == before[0]["quickstart.ipynb"]
+            assert (workspace / "chat.ipynb").read_bytes() == before[0]["chat.ipynb"]
             assert (workspace / "experiments.ipynb").read_bytes() == edited
+            assert log.count("notebooks/experiments.ipynb has changed since your copy was made") == 1
+            assert "notebooks/quickstart.ipynb has changed" not in log
+            # Jupyter does not list the folder of originals.
+            names = [c["name"] for c in lab.api("GET", "/api/contents")["content"]]
+            assert ".originals" not in names and "quickstart.ipynb" in names
 
             nb.open("quickstart.ipynb")
             first = nb.code_cell_index("import os")
