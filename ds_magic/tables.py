@@ -1,18 +1,46 @@
-"""Tables of results (run records, batch items): a pandas DataFrame when pandas is there, else rows."""
+"""Tables of results (run records, batch items): a pandas DataFrame when pandas is there, else rows.
+
+A DataFrame is what a person looks at, so its figures are rounded for people (issue 13, "every
+figure rounded for people"): seconds to the millisecond, tokens/s to one decimal, dollars to the
+micro-dollar, times to the second. The rows (``as_dataframe=False``) keep the exact values, for
+programs; the exact figures of every request are also in ``ds_magic.records(as_dataframe=False)``.
+"""
 
 from __future__ import annotations
 
 import importlib
+from datetime import datetime
 from typing import Any
 
-__all__ = ["as_table"]
+__all__ = ["as_table", "ROUNDING", "rounded"]
+
+#: Decimals kept in a DataFrame, by column name (run records and batch tables share these names).
+ROUNDING: dict[str, int] = {
+    "ttft": 3,
+    "total": 3,
+    "tokens_per_second": 1,
+    "tokens/s": 1,
+    "cost": 6,
+}
+
+
+def rounded(row: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``row`` with the figures of :data:`ROUNDING` rounded and datetimes to the second."""
+    out = dict(row)
+    for key, value in row.items():
+        if isinstance(value, float) and key in ROUNDING:
+            out[key] = round(value, ROUNDING[key])
+        elif isinstance(value, datetime):
+            out[key] = value.replace(microsecond=0)
+    return out
 
 
 def as_table(
     rows: list[dict[str, Any]], columns: list[str], as_dataframe: bool | None, index: Any = None
 ) -> Any:
-    """A DataFrame of ``rows`` when pandas is installed (or asked for: ImportError without it), else
-    the rows themselves; ``as_dataframe=False`` always gives the rows."""
+    """A DataFrame of ``rows`` (rounded for people) when pandas is installed (or asked for:
+    ImportError without it), else the rows themselves, exact; ``as_dataframe=False`` always gives
+    the rows."""
     if as_dataframe is False:
         return rows
     try:
@@ -21,4 +49,4 @@ def as_table(
         if as_dataframe:
             raise ImportError("a DataFrame needs pandas: pip install pandas") from None
         return rows
-    return pd.DataFrame(rows, columns=columns, index=index)
+    return pd.DataFrame([rounded(r) for r in rows], columns=columns, index=index)

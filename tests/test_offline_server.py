@@ -111,7 +111,7 @@ def test_default_thinking_stream_shape(client: httpx.Client, srv: OfflineServer)
     assert (
         answer.startswith(DEFAULT_MARK) and "Explain list comprehensions." in answer and "```python" in answer
     )
-    assert 60 <= len(split_tokens(answer)) <= 120
+    assert 60 <= len(split_tokens(answer)) <= 170  # about 100, plus 0-3 sentences fixed by the question
     assert all(len(d.get("content") or d.get("reasoning_content") or "") <= 6 for d in body)
     assert all(c["usage"] is None for c in chunks[:-1])
     final = chunks[-1]

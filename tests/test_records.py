@@ -153,7 +153,7 @@ def test_stats_plot_when_matplotlib_is_there(srv):
     srv.enqueue(Script(text="a b c d"))
     make_client(srv).chat("x").wait()
     fig = ds_magic.stats(plot=True)["figure"]
-    assert len(fig.axes) == 2
+    assert len(fig.axes) == 3  # latency, tokens/s, cost per request
 
 
 def test_empty_stats():

@@ -18,13 +18,12 @@ from ..conversation_store import history_text
 from ..dialect import check_dialect, known_dialect
 from ..errors import DeepSeekError
 from ..guard import mask_key
-from ..run_stats import plot_records, stats
-from .display import show_output
 from .errors import DeepSeekCellError, cell_error
 from .explain import explain_command, fix_command
 from .kernel_hooks import resolve_mode
 from .session import cancel_all, session
 from .settings import Settings
+from .stats_view import format_cache_stats, show_stats
 
 __all__ = ["COMMANDS", "usage"]
 
@@ -147,19 +146,7 @@ def _config(settings: Settings, rest: list[str]) -> None:
 
 
 def _stats(settings: Settings, rest: list[str]) -> None:
-    totals = stats()
-    if not totals["requests"]:
-        raise DeepSeekCellError(
-            "No run records: no request has ended in this kernel yet (or the records were cleared) "
-            "— run a %%deepseek cell, then %deepseek stats"
-        )
-    for key, value in totals.items():
-        print(f"{key}: {value}")
-    try:
-        figure = plot_records()
-    except ImportError:
-        return  # the totals above are the whole answer without matplotlib
-    show_output(figure)
+    show_stats()  # stats_view.py: the totals rounded for people, and the plot as an image
 
 
 def _cache(settings: Settings, rest: list[str]) -> Any:
@@ -177,9 +164,8 @@ def _cache(settings: Settings, rest: list[str]) -> Any:
         st = store.stats()
     except DeepSeekError as exc:  # a folder it cannot trust, a damaged file: one line with the fix
         raise cell_error(exc) from None
-    for key, value in st.items():
-        print(f"{key}: {value}")
-    return st
+    print(format_cache_stats(st))
+    return None  # printed above; returning the dict too showed it a second time as Out[] (issue 13)
 
 
 def _chat(settings: Settings, rest: list[str]) -> Any:

@@ -17,14 +17,15 @@ from ..response import Response
 
 __all__ = ["mark_shown", "register", "unregister", "show_output", "update_output"]
 
-_shown: weakref.WeakSet[Response] = weakref.WeakSet()
+# Responses, and batches (batch_view.py), that a live view has already shown.
+_shown: weakref.WeakSet[Any] = weakref.WeakSet()
 _lock = threading.Lock()
 
 
-def mark_shown(resp: Response) -> None:
-    """The live view showed ``resp``: its next display as a cell value prints nothing."""
+def mark_shown(obj: Any) -> None:
+    """A live view showed ``obj``: its next display as a cell value prints nothing."""
     with _lock:
-        _shown.add(resp)
+        _shown.add(obj)
 
 
 def show_output(obj: Any, *, raw: bool = False, display_id: str | None = None) -> None:
@@ -37,18 +38,18 @@ def update_output(bundle: dict[str, str], display_id: str) -> None:
     update_display(bundle, raw=True, display_id=display_id)  # type: ignore[no-untyped-call]
 
 
-def _display(resp: Response) -> None:
+def _display(obj: Any) -> None:
     with _lock:
-        if resp in _shown:
-            _shown.discard(resp)
+        if obj in _shown:
+            _shown.discard(obj)
             return
-    show_output({"text/plain": repr(resp)}, raw=True)
+    show_output({"text/plain": repr(obj)}, raw=True)
 
 
-def register(ip: Any) -> None:
-    """Show ``Response`` values through :func:`_display` in this shell."""
-    ip.display_formatter.ipython_display_formatter.for_type(Response, _display)
+def register(ip: Any, cls: type = Response) -> None:
+    """Show ``cls`` values (a ``Response``; a ``BatchResult`` too) through :func:`_display` in this shell."""
+    ip.display_formatter.ipython_display_formatter.for_type(cls, _display)
 
 
-def unregister(ip: Any) -> None:
-    ip.display_formatter.ipython_display_formatter.pop(Response, None)
+def unregister(ip: Any, cls: type = Response) -> None:
+    ip.display_formatter.ipython_display_formatter.pop(cls, None)

@@ -41,6 +41,7 @@ def load(ip: InteractiveShell) -> None:
     last_error.install(ip)  # %deepseek explain / fix read the last failed cell
     if kernel_hooks.in_kernel(ip):
         register_progress_view(_show_progress)
+        display.register(ip, BatchResult)  # a batch whose view is shown is not printed again
 
 
 def _show_progress(result: BatchResult) -> Progress:
@@ -59,6 +60,7 @@ def unload(ip: InteractiveShell) -> None:
     last_error.uninstall(ip)
     tool_cell.KERNEL_ALLOWED.clear()  # "Always allow" lasts as long as the extension
     register_progress_view(None)
+    display.unregister(ip, BatchResult)
     for kind in ("line", "cell"):
         ip.magics_manager.magics[kind].pop("deepseek", None)
     ip.magics_manager.registry.pop("DeepSeekMagics", None)

@@ -75,7 +75,7 @@ class Script:
     keepalive_interval: float = 0.5
     #: Seconds before the status line is sent.
     delay_headers: float = 0.0
-    #: Length of the default answer in tokens (None = its natural length, about 90 tokens).
+    #: Length of the default answer in tokens (None = its natural length, 100-160 tokens by the question).
     answer_tokens: int | None = None
     #: Put the last piece of the answer on the finish chunk (seen in real captures, §2.5).
     finish_with_text: bool = False

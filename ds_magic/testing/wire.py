@@ -10,6 +10,7 @@ import secrets
 import string
 import time
 import uuid
+import zlib
 from typing import Any
 
 _CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef"
@@ -105,7 +106,12 @@ def default_answer(question: str, tokens: int | None = None) -> str:
         "```\n"
     )
     if tokens is None:
-        return text
+        # A model's answers differ in length, and so do the stand-in's: 0-3 more sentences (about 15
+        # tokens each), fixed by the question. Answers of one length all ended together, so a batch's
+        # progress on the offline server sat at 0/6 and jumped to 6/6 (issue 13, "The main job looks
+        # finished").
+        extra = zlib.crc32(q.encode("utf-8")) % 4
+        return text + ("\n" + " ".join(_FILLER[:extra]) + "\n" if extra else "")
     parts = [text]
     i = 0
     while len(split_tokens("".join(parts))) < tokens:

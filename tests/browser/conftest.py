@@ -263,11 +263,14 @@ class NotebookPage:
                 s["path"].endswith(name) and (s.get("kernel") or {}).get("execution_state") == "idle"
                 for s in sessions
             )
-            shown = self.page.locator(".jp-StatusBar-TextItem", has_text="| Idle").count() > 0
-            if ready and shown:
+            if ready and self.shows_idle():
                 return
             time.sleep(0.2)
         raise AssertionError(f"the kernel for {name} never became idle in {timeout} s")
+
+    def shows_idle(self) -> bool:
+        """Whether the page shows the kernel as idle (JupyterLab's status bar)."""
+        return bool(self.page.locator(".jp-StatusBar-TextItem", has_text="| Idle").count() > 0)
 
     def cell(self, index: int) -> Any:
         return self.page.locator(f"{NB} .jp-Cell").nth(index)
