@@ -3,9 +3,10 @@
 "first token … · N tokens · tok/s" line and the footer.
 
 The throttle (kernel-and-widgets.md §9.5): the first token shows at once, then at most one update per
-``throttle_ms``, the interval growing with the answer (1/30 of the time so far) because every update
-resends the whole answer: the message count then grows with the log of the answer's length, not
-linearly (about 90 updates for 2,000 tokens at 100 tok/s). A trailing update is scheduled on the
+``throttle_ms``. For a view whose every update resends the whole answer (the chat) the interval
+grows with the answer (1/30 of the time so far): the message count then grows with the log of the
+answer's length, not linearly (about 90 updates for 2,000 tokens at 100 tok/s). The cell's view
+sends only what is new (stream_view.py), so it keeps the flat interval (``grow=False``). A trailing update is scheduled on the
 engine loop, so a pause in the stream never leaves stale text on screen. The final full update is
 the view's own (at the end it shows the static output).
 """
@@ -48,8 +49,10 @@ class LiveUpdate:
         *,
         throttle_ms: int,
         on_status: Callable[[str], None] | None = None,
+        grow: bool = True,
     ) -> None:
         self.resp = resp
+        self._grow = grow
         self._render = render
         self._on_status = on_status
         self._base_interval = max(int(throttle_ms), 0) / 1000
@@ -89,7 +92,8 @@ class LiveUpdate:
         if ev.kind not in TOKEN_KINDS:
             return
         resp = self.resp
-        self._throttle.interval = max(self._base_interval, resp.timing.elapsed / 30)
+        if self._grow:
+            self._throttle.interval = max(self._base_interval, resp.timing.elapsed / 30)
         if self._throttle.ready(resp.chars):  # chars, not len(text_so_far): that joins every piece
             self.render_now()
         else:
