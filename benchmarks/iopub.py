@@ -25,19 +25,16 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from kernel_harness import KernelSession  # noqa: E402
+from live_helpers import FRAMING, cell_traffic  # noqa: E402
 
 from ds_magic.testing import OfflineServer, Script  # noqa: E402
 from ds_magic.testing.wire import split_tokens  # noqa: E402
 
 KEY = "sk-bench0123456789abcdef0123456789"
-OUTPUT_TYPES = {"display_data", "update_display_data", "execute_result", "stream", "error"}
-COMM_TYPES = {"comm_open", "comm_msg", "comm_close"}
-FRAMING = 150
 
 _PARAGRAPH = (
     "The loop reads every chunk on its own thread, so a slow front never holds it back. "
@@ -69,22 +66,6 @@ def markdown_answer(target_bytes: int, tokens: int | None = None) -> str:
     return text.rstrip() + "\n"
 
 
-def cell_traffic(k: KernelSession, mark: int) -> dict[str, Any]:
-    msgs = [m for m in k.all_iopub[mark:] if m["msg_type"] in OUTPUT_TYPES | COMM_TYPES]
-    finals = [i for i, m in enumerate(msgs) if m["msg_type"] == "update_display_data"]
-    cut = finals[-1] if finals else len(msgs)
-    live = sum(_size(m) for m in msgs[:cut])
-    total = sum(_size(m) for m in msgs)
-    updates = sum(1 for m in msgs[:cut] if m["msg_type"] in ("comm_msg", "update_display_data"))
-    opens = sum(1 for m in msgs if m["msg_type"] == "comm_open")
-    return {"live": live, "total": total, "updates": updates, "opens": opens}
-
-
-def _size(msg: dict[str, Any]) -> int:
-    # As KernelSession.iopub_bytes counts: the JSON content as jupyter_client's packer writes it.
-    return len(json.dumps(msg["content"], ensure_ascii=False, default=str).encode("utf-8", "surrogateescape"))
-
-
 def saved_state_per_cell(url: str, text: str, cells: int = 3) -> float:
     """Run a notebook of ``cells`` %%deepseek cells with nbclient; bytes of widget state per cell."""
     import os
@@ -99,7 +80,9 @@ def saved_state_per_cell(url: str, text: str, cells: int = 3) -> float:
     os.environ.update(env)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": tmp}}).execute()
+            NotebookClient(
+                nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": tmp}}
+            ).execute()
     finally:
         os.environ.clear()
         os.environ.update(old)

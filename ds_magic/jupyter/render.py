@@ -135,7 +135,9 @@ def markdown_to_safe_html(text: str) -> str:
 
 # Newlines markdown-it writes after block tags (outside <pre>, where they would be content): the
 # browser ignores them between block elements, and in a live view they cost two JSON bytes each.
-_BLOCK_NEWLINE = re.compile(r"(</?(?:p|h[1-6]|ul|ol|li|blockquote|table|thead|tbody|tr|th|td|hr ?/?)(?: [^>]*)?>|</pre>)\n")
+_BLOCK_NEWLINE = re.compile(
+    r"(</?(?:p|h[1-6]|ul|ol|li|blockquote|table|thead|tbody|tr|th|td|hr ?/?)(?: [^>]*)?>|</pre>)\n"
+)
 _TAG = re.compile(r"(<[^>]*>)")
 
 

@@ -6,7 +6,8 @@ never holds up the engine), throttled as live.py says (kernel-and-widgets.md §9
 one custom message that only carries what is new (issue 13, "Live traffic is O(n)"):
 
 * the Markdown blocks completed since the last update (blocks.py), rendered once, safely, and sent
-  once; the open tail block as a diff against the tail sent before;
+  once; the open tail block as a diff against the tail sent before; when the tail block is complete
+  it becomes a block as a diff against that tail, so no text travels twice;
 * the thinking and a plain answer as appended text; the status line when it changed.
 
 At the end the widget is replaced, through the same display id, by a static output built from the
@@ -27,7 +28,7 @@ from typing import Any
 from ..response import Response
 from .blocks import BlockCutter, tail_diff
 from .display import show_output, update_output
-from .live import LiveUpdate, footer_text, live_line, status_text
+from .live import LiveUpdate, footer_text, live_line, prompt_estimate, status_text
 from .render import block_html
 from .stream_widget import StreamWidget, frame_html, pre_html
 
@@ -77,6 +78,8 @@ class StreamView:
             fmt=self.fmt, hint=cancel_hint, plain=self._plain("waiting for the first token…")
         )
         self.widget.on_msg(self._on_message)
+        # Now, while the request still holds the whole history: a stopped answer's cost estimate.
+        self._prompt_tokens = prompt_estimate(resp)
 
     def show(self) -> None:
         show_output(self.widget, display_id=self.display_id)
@@ -120,8 +123,11 @@ class StreamView:
             return
         new = [block_html(block) for block in self._cutter.cut(text)]
         if new:
+            # The page has most of the first one already, as its tail: send the rest of it (no block
+            # travels twice), and the page starts a new tail.
             self._blocks.extend(new)
-            msg["b"] = "".join(new)
+            msg["p"], msg["b"] = tail_diff(self._tail, "".join(new))
+            self._tail = ""
         tail = block_html(text[self._cutter.done :])
         if tail != self._tail:
             keep, suffix = tail_diff(self._tail, tail)
@@ -186,7 +192,7 @@ class StreamView:
         else:
             self._blocks.extend(block_html(b) for b in self._cutter.cut(text))
             body = "".join(self._blocks) + block_html(text[self._cutter.done :])
-        foot = footer_text(resp)
+        foot = footer_text(resp, prompt_tokens=self._prompt_tokens)
         status = status_text(resp) if resp.status != "ok" or not text else ""
         html_out = frame_html(
             body=body,

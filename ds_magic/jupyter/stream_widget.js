@@ -3,11 +3,13 @@
 //
 // Safety (kernel-and-widgets.md §8): model text arrives either as HTML the kernel rendered with raw
 // HTML off and links/images neutralised (render.py) — complete blocks ("b") and the open tail, which
-// the kernel sends as a diff against the tail it sent before ("k" characters kept, then "t") — or
+// the kernel sends as a diff against the tail it sent before ("k" characters kept, then "t"); when
+// the tail block is complete it becomes a block, sent as a diff against that tail ("p" kept, then
+// "b"), so no block travels twice — or
 // as plain text ("r" thinking, "x" plain answer, "s" status, "o" notes) that only ever goes into
 // text nodes. Nothing here turns model text into markup.
 //
-// Messages (custom, kernel → page): {n, full?, b?, k?, t?, r?, x?, s?, o?: [..], e?}. ``n`` counts
+// Messages (custom, kernel → page): {n, full?, p?, b?, k?, t?, r?, x?, s?, o?: [..], e?}. ``n`` counts
 // them; a view whose count does not follow (it was drawn after the first messages went out) asks
 // for the whole state once with {event: "sync"} and the kernel answers with ``full``. The state is
 // kept per model, not per view, so a second view of the same output costs nothing.
@@ -28,7 +30,7 @@ function h(tag, cls, text) {
 const stores = new WeakMap();
 
 function newState() {
-  return { n: 0, blocks: [], tail: "", reasoning: "", text: "", status: "", notes: [], ended: false };
+  return { n: 0, blocks: [], added: "", tail: "", reasoning: "", text: "", status: "", notes: [], ended: false };
 }
 
 // Apply one message to the model's state; false if it is out of order (then a sync is needed).
@@ -39,7 +41,12 @@ function apply(st, msg) {
     return false;
   }
   st.n = msg.n;
-  if (msg.b) st.blocks.push(msg.b);
+  st.added = "";
+  if (msg.b !== undefined) {
+    st.added = st.tail.slice(0, msg.p || 0) + msg.b; // the tail became complete blocks
+    st.blocks.push(st.added);
+    st.tail = "";
+  }
   if (msg.t !== undefined) st.tail = st.tail.slice(0, msg.k || 0) + msg.t;
   if (msg.r) st.reasoning += msg.r;
   if (msg.x) st.text += msg.x;
@@ -121,8 +128,8 @@ function render({ model, el }) {
         reasoning.textContent = st.reasoning;
       }
     } else {
-      if (msg.b) blocks.insertAdjacentHTML("beforeend", msg.b); // kernel-rendered safe HTML
-      if (msg.t !== undefined) tail.innerHTML = st.tail; // the same, rebuilt from the diff
+      if (st.added) blocks.insertAdjacentHTML("beforeend", st.added); // kernel-rendered safe HTML
+      if (msg.t !== undefined || msg.b !== undefined) tail.innerHTML = st.tail; // the same, from diffs
       if (msg.x) pre.append(msg.x);
       if (msg.o) for (const line of msg.o) notes.append(h("div", "ds-note", line));
       if (msg.r) {
