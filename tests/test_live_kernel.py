@@ -36,7 +36,9 @@ def fresh(srv, k):
 
 def body_of(static_html: str) -> str:
     """The answer's part of the static output: what is inside the Markdown container."""
-    m = re.search(r'<div class="ds-md jp-RenderedHTMLCommon">(.*)</div><div class="ds-notes"', static_html, re.S)
+    m = re.search(
+        r'<div class="ds-md jp-RenderedHTMLCommon">(.*)</div><div class="ds-notes"', static_html, re.S
+    )
     assert m, static_html[:500]
     return m.group(1)
 
@@ -92,7 +94,9 @@ def test_first_token_is_sent_without_waiting_for_the_throttle(srv, k):
     # With a 5 s throttle, anything but an immediate first update would carry many tokens.
     k.run("%config DeepSeekMagics.throttle_ms = 5000", timeout=10)
     try:
-        srv.enqueue(Script(text="alpha beta gamma delta epsilon zeta eta theta", reasoning="", tokens_per_second=20))
+        srv.enqueue(
+            Script(text="alpha beta gamma delta epsilon zeta eta theta", reasoning="", tokens_per_second=20)
+        )
         mark = k.mark()
         assert k.run("%%deepseek\ngreek letters", timeout=30).status == "ok"
     finally:
@@ -119,7 +123,9 @@ def test_cancel_from_the_page_stops_and_the_footer_estimates_the_cost(srv, k):
 
 
 def test_a_page_drawn_late_gets_the_whole_state_once(srv, k):
-    srv.enqueue(Script(text="First paragraph.\n\nSecond " + "word " * 300, reasoning="", tokens_per_second=100))
+    srv.enqueue(
+        Script(text="First paragraph.\n\nSecond " + "word " * 300, reasoning="", tokens_per_second=100)
+    )
     mark = k.mark()
     mid = k.execute("%%deepseek\ntwo paragraphs")
     wid = k.wait_for(lambda: (stream_widget_ids(k, mark) or [None])[0], 10)
