@@ -92,3 +92,23 @@ def replay(messages: list[dict[str, Any]]) -> dict[str, Any]:
             st["status"] = msg["s"]
         st["notes"] += msg.get("o", [])
     return st
+
+
+def open_live_views(k: KernelSession) -> list[str]:
+    """Comm ids of the live views still open (a finished cell leaves none)."""
+    closed = k.closed_comm_ids()
+    return [cid for cid in stream_widget_ids(k) if cid not in closed]
+
+
+def cancel(k: KernelSession, comm_id: str) -> str:
+    """Click ■ Cancel: the custom message stream_widget.js sends."""
+    return k.comm_msg(comm_id, {"method": "custom", "content": {"event": "cancel"}})
+
+
+def shown(k: KernelSession, text: str) -> bool:
+    """Is ``text`` in an open live view (what the page shows now)?"""
+    for cid in open_live_views(k):
+        page = replay(custom_messages(k, 0, cid))
+        if text in "".join(page["blocks"]) + page["tail"] + page["text"]:
+            return True
+    return False
