@@ -90,7 +90,7 @@ def frame_html(
 
     ``body`` is safe HTML (rendered blocks, or ``<pre>`` text); everything else is plain text.
     """
-    parts = ['<div class="ds-live">']
+    parts = ['<div class="ds-live ds-magic-answer">']  # ds-magic-answer: only the static output
     if reasoning:
         summary = _el("ds-think-summary", "summary", "Thinking")
         parts.append(_el("ds-think", "details", summary + _el("ds-reasoning", inner=html.escape(reasoning))))
