@@ -27,7 +27,8 @@ function h(tag, cls, text) {
   return node;
 }
 
-const stores = new WeakMap();
+// Per model, by its id: initialize() and render() are handed different wrapper objects of one model.
+const stores = new Map();
 
 function newState() {
   return { n: 0, blocks: [], added: "", tail: "", reasoning: "", text: "", status: "", notes: [], ended: false };
@@ -58,7 +59,8 @@ function apply(st, msg) {
 
 function initialize({ model }) {
   const store = { state: newState(), views: new Set(), syncing: false };
-  stores.set(model, store);
+  const id = model.get("_ds_id");
+  stores.set(id, store);
   const onMessage = (msg) => {
     if (!msg || typeof msg.n !== "number") return;
     if (store.syncing && !msg.full) return; // the answer to our sync covers it
@@ -74,11 +76,14 @@ function initialize({ model }) {
   // Messages sent before this module loaded were missed: ask for what there is (tiny at the start).
   store.syncing = true;
   model.send({ event: "sync" });
-  return () => model.off("msg:custom", onMessage);
+  return () => {
+    model.off("msg:custom", onMessage);
+    stores.delete(id);
+  };
 }
 
 function render({ model, el }) {
-  const store = stores.get(model);
+  const store = stores.get(model.get("_ds_id"));
   if (!store) return;
   const root = h("div", "ds-live");
   const md = h("div", "ds-md");

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import json
+import uuid
 import re
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,11 @@ class StreamWidget(anywidget.AnyWidget):
     fmt = t.Unicode("markdown").tag(sync=True)
     #: A line shown next to Cancel (block mode: "press ■ (interrupt) to stop").
     hint = t.Unicode("").tag(sync=True)
+    #: The model's id: the page keeps one state per model under it (stream_widget.js).
+    _ds_id = t.Unicode("").tag(sync=True)
 
     def __init__(self, *, plain: str = "", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(_ds_id=uuid.uuid4().hex, **kwargs)
         self._plain = plain
 
     def set_plain(self, text: str) -> None:
