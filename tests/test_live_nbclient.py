@@ -36,7 +36,7 @@ def test_saved_widget_state_per_finished_cell_is_small(srv, tmp_path, monkeypatc
     path = tmp_path / "run.ipynb"
     nbformat.write(nb, str(path))
     saved = nbformat.read(str(path), as_version=4)
-    for cell, answer in zip(saved.cells, answers):
+    for cell, answer in zip(saved.cells, answers, strict=True):
         [out] = [o for o in cell.outputs if o.output_type == "display_data"]
         assert out.data["text/plain"].startswith(answer)  # the static output, not the widget
         assert "application/vnd.jupyter.widget-view+json" not in out.data

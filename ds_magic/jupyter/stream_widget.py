@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import html
 import json
-import uuid
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
