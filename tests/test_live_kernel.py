@@ -37,7 +37,7 @@ def fresh(srv, k):
 def body_of(static_html: str) -> str:
     """The answer's part of the static output: what is inside the Markdown container."""
     m = re.search(
-        r'<div class="ds-md jp-RenderedHTMLCommon">(.*)</div><div class="ds-notes"', static_html, re.S
+        r'<div class="ds-md">(.*)</div><div class="ds-notes"', static_html, re.S
     )
     assert m, static_html[:500]
     return m.group(1)

@@ -86,8 +86,10 @@ function render({ model, el }) {
   const store = stores.get(model.get("_ds_id"));
   if (!store) return;
   const root = h("div", "ds-live");
+  // JupyterLab's Markdown styles and padding: the static output gets them from the HTML output
+  // that holds it, so the text wraps at the same width and nothing moves when it turns static.
+  root.classList.add("jp-RenderedHTMLCommon");
   const md = h("div", "ds-md");
-  md.classList.add("jp-RenderedHTMLCommon"); // JupyterLab's Markdown styles, as on the static HTML
   const blocks = document.createElement("div");
   const tail = document.createElement("div");
   const pre = h("pre", "ds-pre");

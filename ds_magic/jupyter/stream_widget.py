@@ -39,6 +39,9 @@ _RULE = "var(--jp-border-color2,#e0e0e0)"
 
 #: The inline style of the parts of the frame that have one, by class name (the rest inherit).
 STYLES: dict[str, str] = {
+    # The type of JupyterLab's rendered Markdown on the whole frame: the static output inherits it
+    # from its HTML container, the widget would not, and the Thinking line would differ in height.
+    "ds-live": "font-size:var(--jp-content-font-size1,14px);line-height:var(--jp-content-line-height,1.6)",
     "ds-think": "margin:0 0 .4em",
     "ds-think-summary": f"cursor:pointer;color:{_MUTED}",
     "ds-reasoning": f"white-space:pre-wrap;padding-left:.6em;border-left:2px solid {_RULE};color:{_MUTED}",
@@ -91,11 +94,12 @@ def frame_html(
 
     ``body`` is safe HTML (rendered blocks, or ``<pre>`` text); everything else is plain text.
     """
-    parts = ['<div class="ds-live ds-magic-answer">']  # ds-magic-answer: only the static output
+    # ds-magic-answer: only on the static output (the live view is "ds-live" alone).
+    parts = [f'<div class="ds-live ds-magic-answer" style="{STYLES["ds-live"]}">']
     if reasoning:
         summary = _el("ds-think-summary", "summary", "Thinking")
         parts.append(_el("ds-think", "details", summary + _el("ds-reasoning", inner=html.escape(reasoning))))
-    parts.append(_el("ds-md", inner=body, extra=" jp-RenderedHTMLCommon"))
+    parts.append(_el("ds-md", inner=body))
     parts.append(_el("ds-notes", inner="".join(_el("ds-note", inner=html.escape(n)) for n in notes)))
     bar = ""
     if status:
