@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from live_helpers import FRAMING, cell_traffic, custom_messages, replay, stream_widget_ids
+from live_helpers import FRAMING, cancel, cell_traffic, custom_messages, replay, stream_widget_ids
 
 from ds_magic.testing import Script
 
@@ -36,9 +36,7 @@ def fresh(srv, k):
 
 def body_of(static_html: str) -> str:
     """The answer's part of the static output: what is inside the Markdown container."""
-    m = re.search(
-        r'<div class="ds-md">(.*)</div><div class="ds-notes"', static_html, re.S
-    )
+    m = re.search(r'<div class="ds-md">(.*)</div><div class="ds-notes"', static_html, re.S)
     assert m, static_html[:500]
     return m.group(1)
 
@@ -148,3 +146,20 @@ def test_a_plain_text_answer_is_appended_text(srv, k):
     page = replay(custom_messages(k, mark))
     assert "<b>not bold</b> & more".startswith(page["text"]) and page["text"] and not page["blocks"]
     assert "&lt;b&gt;not bold&lt;/b&gt; &amp; more" in cell_traffic(k, mark)["final"]["text/html"]
+
+
+def test_each_cell_carries_a_small_loader_and_the_code_goes_to_a_page_that_asks(srv, k):
+    srv.enqueue(Script(text="word " * 200, reasoning="", tokens_per_second=100))
+    mark = k.mark()
+    mid = k.execute("%%deepseek\nsome words")
+    wid = k.wait_for(lambda: (stream_widget_ids(k, mark) or [None])[0], 10)
+    [opened] = [m for m in k.all_iopub[mark:] if m["msg_type"] == "comm_open"]
+    esm = opened["content"]["data"]["state"]["_esm"]
+    assert len(esm) < 1_000 and 'send({ event: "code" })' in esm  # the loader, not the view
+    k.comm_msg(wid, {"method": "custom", "content": {"event": "code"}})  # what the loader sends
+    code = k.wait_for(
+        lambda: next((m["code"] for m in custom_messages(k, mark, wid) if "code" in m), None), 10
+    )
+    assert "export default { initialize, render }" in code and "insertAdjacentHTML" in code
+    cancel(k, wid)
+    k.result(mid, 20)

@@ -160,10 +160,13 @@ class StreamView:
 
     # ---------------------------------------------------------------- page → kernel
     def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        """A Cancel click or a view that asks for the whole state (it was drawn late)."""
+        """A Cancel click, a view that asks for the whole state (it was drawn late), or the loader
+        that asks for the view's code (the first view of a page)."""
         event = content.get("event") if isinstance(content, dict) else None
         if event == "cancel":
             self.resp.cancel()
+        elif event == "code":
+            self.widget.send_code()
         elif event == "sync":
             with self._lock:
                 if self._closed:

@@ -6,6 +6,9 @@ is resent whole on every change; here a cell opens two comms (this model and the
 DOM widget has), and each update is one small custom message that only appends (``stream_view.py``
 says what is in it). The chat's widget works the same way (chat_widget.py).
 
+The code: each model's ``_esm`` is a small loader (``stream_loader.js``); the view's code goes once
+per page, to the first view that asks for it, instead of in every cell's ``comm_open``.
+
 The frame: the live view and the static output that replaces it are the same elements with the same
 inline styles (``STYLES``, put into the ES module below), so nothing moves when the output turns
 static. Inline styles rather than a stylesheet: JupyterLab keeps ``style`` attributes when it
@@ -17,6 +20,7 @@ variables (with light fallbacks elsewhere), so the light and dark themes both me
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -28,7 +32,7 @@ import anywidget
 import traitlets as t
 from ipywidgets import Layout, widget_serialization
 
-__all__ = ["StreamWidget", "STYLES", "frame_html", "pre_html", "EMPTY_ESM"]
+__all__ = ["StreamWidget", "STYLES", "frame_html", "pre_html", "EMPTY_ESM", "VIEW_CODE", "LOADER"]
 
 _HERE = Path(__file__).parent
 
@@ -67,12 +71,19 @@ EMPTY_ESM = "export default {};"
 _TRAILING_COMMENT = re.compile(r"\s// [^\"'`]*$")
 
 
-def _esm() -> str:
-    """The ES module without its comments and indentation: it travels in every cell's comm_open."""
-    source = (_HERE / "stream_widget.js").read_text(encoding="utf-8")
+def _minified(name: str) -> str:
+    """A JS file without its comments and indentation (it travels over iopub)."""
+    source = (_HERE / name).read_text(encoding="utf-8")
     lines = (_TRAILING_COMMENT.sub("", line).strip() for line in source.splitlines())
-    code = "\n".join(line for line in lines if line and not line.startswith("//"))
-    return code.replace("__DS_STYLES__", json.dumps(STYLES, separators=(",", ":")))
+    return "\n".join(line for line in lines if line and not line.startswith("//"))
+
+
+#: The view's code, sent once per page when its loader asks (stream_loader.js).
+VIEW_CODE = _minified("stream_widget.js").replace("__DS_STYLES__", json.dumps(STYLES, separators=(",", ":")))
+#: What each model carries: the loader, keyed by this version of the code.
+LOADER = _minified("stream_loader.js").replace(
+    "__DS_KEY__", "ds-stream-view-" + hashlib.sha256(VIEW_CODE.encode()).hexdigest()[:12]
+)
 
 
 def _el(cls: str, tag: str = "div", inner: str = "", extra: str = "") -> str:
@@ -119,7 +130,7 @@ def pre_html(text: str) -> str:
 class StreamWidget(anywidget.AnyWidget):
     """The model of one live answer. Its traits are set once; the content arrives as custom messages."""
 
-    _esm = _esm()
+    _esm = LOADER
     # No Layout model: every DOM widget gets one (a second comm, ~1 KB of nulls in each comm_open and
     # in a saved notebook) and this view never uses it; ipywidgets' view skips a null layout.
     layout = t.Instance(Layout, allow_none=True, default_value=None).tag(sync=True, **widget_serialization)
@@ -134,6 +145,10 @@ class StreamWidget(anywidget.AnyWidget):
     def __init__(self, *, plain: str = "", **kwargs: Any) -> None:
         super().__init__(_ds_id=uuid.uuid4().hex, **kwargs)
         self._plain = plain
+
+    def send_code(self) -> None:
+        """Answer the loader's ``{event: "code"}`` (once per page, from the first view drawn)."""
+        self.send({"code": VIEW_CODE})
 
     def set_plain(self, text: str) -> None:
         """The ``text/plain`` of the output from now on (frontends that draw no widgets show it)."""
