@@ -4,7 +4,9 @@ A real kernel (tests/kernel_harness.py) against the offline server, which paces 
 answer it runs one cell and reads the iopub messages a frontend would get:
 
 * live bytes: the JSON ``content`` of every output and comm message before the final output (the
-  widget's ``comm_open`` with its ES module, the display, the updates), as the harness counts them;
+  widget's ``comm_open`` with its loader, the display, the updates), as the harness counts them. The
+  harness is no browser: a page also asks once for the view's code (4.5 KB, once per page, not per
+  cell) and, when a view is drawn after the first updates went out, for the state so far;
 * total bytes: everything the cell sends, the final output and the closing messages included;
 * updates: the live view's update messages; the goals allow ~150 bytes of framing for each;
 * comm opens per cell, and the widget state a notebook executed by nbclient keeps per cell.
