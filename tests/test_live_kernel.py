@@ -155,7 +155,7 @@ def test_each_cell_carries_a_small_loader_and_the_code_goes_to_a_page_that_asks(
     wid = k.wait_for(lambda: (stream_widget_ids(k, mark) or [None])[0], 10)
     [opened] = [m for m in k.all_iopub[mark:] if m["msg_type"] == "comm_open"]
     esm = opened["content"]["data"]["state"]["_esm"]
-    assert len(esm) < 1_000 and 'send({ event: "code" })' in esm  # the loader, not the view
+    assert len(esm) < 1_200 and 'send({ event: "code" })' in esm  # the loader, not the view
     k.comm_msg(wid, {"method": "custom", "content": {"event": "code"}})  # what the loader sends
     code = k.wait_for(
         lambda: next((m["code"] for m in custom_messages(k, mark, wid) if "code" in m), None), 10
