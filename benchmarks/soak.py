@@ -10,8 +10,8 @@ ipykernel is started through ``tests/kernel_harness.py`` (jupyter_client, as a n
 drives it). Most cells are fast streams (no pacing or thousands of tokens/s) in a few named
 conversations, so the history grows as in a long session, with and without thinking, some with
 ``--no-history``, ``-f text``, ``-o VAR`` or ``--bg``. The cancels take a 150 tok/s stream and stop
-it mid-answer in the four ways a user can: the widget's Cancel button (the ``comm_msg`` that
-@jupyter-widgets/controls sends), ``%deepseek cancel-all`` on a ``--bg`` cell, ``Response.cancel()``
+it mid-answer in the four ways a user can: the live view's Cancel button (the custom ``comm_msg``
+that stream_widget.js sends), ``%deepseek cancel-all`` on a ``--bg`` cell, ``Response.cancel()``
 on a ``-o`` variable, and ■ (SIGINT) while the cell awaits. Each cancel is confirmed by the server
 seeing the client close the stream.
 
@@ -317,15 +317,16 @@ class Soak:
             mid = self.k.execute(f"%%deepseek -c soak-x\n{prompt}")
             self._streaming(before)
 
-            def button() -> str | None:
+            def view() -> str | None:
                 for m in self.k.iopub_messages(parent=mid, msg_type="comm_open"):
                     cid = m["content"]["comm_id"]
-                    state = self.k.widget_state(cid)
-                    if state.get("_model_name") == "ButtonModel" and state.get("description") == "Cancel":
+                    if str(self.k.widget_state(cid).get("_anywidget_id", "")).endswith("StreamWidget"):
                         return str(cid)
                 return None
 
-            self.k.click(self.k.wait_for(button, 10, what="the Cancel button"))
+            # The custom message the live view's ■ Cancel button sends (stream_widget.js).
+            cancel = {"method": "custom", "content": {"event": "cancel"}}
+            self.k.comm_msg(self.k.wait_for(view, 10, what="the live view"), cancel)
             self._confirm(gone, what)
             res = self.k.result(mid, 30)
             if res.status != "ok":  # a cancelled cell keeps its partial answer and does not fail

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from hostile import GOOD, Queue, RawServer, answer, chunk, redirect, sse
+from live_helpers import cancel, open_live_views, shown
 from offline_helpers import KEY
 
 pytestmark = pytest.mark.kernel
@@ -40,7 +41,7 @@ def fresh(k):
 
 
 def no_live_cancel(k) -> bool:
-    return not k.find_widgets("ButtonModel", description="Cancel", open_only=True)
+    return not open_live_views(k)
 
 
 def test_a_lone_surrogate_answer_is_a_normal_cell(hostile, k):
@@ -71,21 +72,13 @@ def test_cancel_ends_a_silent_stream(hostile, k):
         sse([GOOD, chunk({"content": "", "tool_calls": []}, extra={"x": [None]})], done=False), stall=True
     )
     mid = k.execute("%%deepseek\nq")
-    buttons = k.wait_for(lambda: k.find_widgets("ButtonModel", description="Cancel", open_only=True), 10)
+    views = k.wait_for(lambda: open_live_views(k), 10)
     k.wait_for(lambda: shown(k, "kept"), 10, what="the first text on screen")  # the stream is silent now
-    k.click(buttons[-1])
+    cancel(k, views[-1])
     res = k.result(mid, 15)
     assert res.status == "ok"
     assert "assistant (cancelled): kept" in k.run("%deepseek history", timeout=10).stdout
     assert no_live_cancel(k)
-
-
-def shown(k, text: str) -> bool:
-    """Is ``text`` in an open widget of the live view (what the page shows now)?"""
-    return any(
-        text in str(k.widget_state(cid).get("value", ""))
-        for cid in k.find_widgets("HTMLModel", open_only=True)
-    )
 
 
 def test_text_that_came_just_before_a_stall_is_on_screen_during_the_stall(hostile, k):
@@ -97,7 +90,7 @@ def test_text_that_came_just_before_a_stall_is_on_screen_during_the_stall(hostil
         queue.put(sse([chunk({"role": "assistant", "content": word + " "})], done=False), stall=True)
         mid = k.execute("%%deepseek --no-history\nq")
         k.wait_for(lambda w=word: server.active == 1 and shown(k, w), 10, what=f"{word} on screen")
-        k.click(k.find_widgets("ButtonModel", description="Cancel", open_only=True)[-1])
+        cancel(k, open_live_views(k)[-1])
         assert k.result(mid, 15).status == "ok"
         assert no_live_cancel(k)
 

@@ -3,9 +3,10 @@
 "first token … · N tokens · tok/s" line and the footer.
 
 The throttle (kernel-and-widgets.md §9.5): the first token shows at once, then at most one update per
-``throttle_ms``, the interval growing with the answer (1/30 of the time so far) because every update
-resends the whole answer: the message count then grows with the log of the answer's length, not
-linearly (about 90 updates for 2,000 tokens at 100 tok/s). A trailing update is scheduled on the
+``throttle_ms``. For a view whose every update resends the whole answer (the chat) the interval
+grows with the answer (1/30 of the time so far): the message count then grows with the log of the
+answer's length, not linearly (about 90 updates for 2,000 tokens at 100 tok/s). The cell's view
+sends only what is new (stream_view.py), so it keeps the flat interval (``grow=False``). A trailing update is scheduled on the
 engine loop, so a pause in the stream never leaves stale text on screen. The final full update is
 the view's own (at the end it shows the static output).
 """
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..dialect import answer_dialect, answer_note
 from ..engine import get_engine
-from ..pricing import cost_of
+from ..pricing import cost_of, estimate_cost
 from ..response import Response
+from ..tokens import estimate_message_tokens
 from ..types import Event, Usage
 from .errors import ended_text
 from .render import Throttle, format_footer
@@ -27,7 +30,15 @@ from .render import Throttle, format_footer
 if TYPE_CHECKING:
     from ..turn import Turn
 
-__all__ = ["LiveUpdate", "TOKEN_KINDS", "status_text", "live_line", "footer_text", "turn_footer"]
+__all__ = [
+    "LiveUpdate",
+    "TOKEN_KINDS",
+    "status_text",
+    "live_line",
+    "footer_text",
+    "prompt_estimate",
+    "turn_footer",
+]
 
 #: Events that grow the answer (and so call for a live update).
 TOKEN_KINDS = ("answer", "reasoning", "tool_call")
@@ -48,8 +59,10 @@ class LiveUpdate:
         *,
         throttle_ms: int,
         on_status: Callable[[str], None] | None = None,
+        grow: bool = True,
     ) -> None:
         self.resp = resp
+        self._grow = grow
         self._render = render
         self._on_status = on_status
         self._base_interval = max(int(throttle_ms), 0) / 1000
@@ -89,7 +102,8 @@ class LiveUpdate:
         if ev.kind not in TOKEN_KINDS:
             return
         resp = self.resp
-        self._throttle.interval = max(self._base_interval, resp.timing.elapsed / 30)
+        if self._grow:
+            self._throttle.interval = max(self._base_interval, resp.timing.elapsed / 30)
         if self._throttle.ready(resp.chars):  # chars, not len(text_so_far): that joins every piece
             self.render_now()
         else:
@@ -136,11 +150,35 @@ def live_line(resp: Response) -> str:
     return f"first token {t.time_to_first_token:.2f} s · {t.tokens} tokens{tps}"
 
 
-def footer_text(resp: Response) -> str:
-    """The footer of an answer that has ended (or the state so far)."""
+def prompt_estimate(resp: Response) -> int:
+    """Rough prompt tokens of the request (tokens.py's estimate). Take it while the answer streams:
+    at the end a conversation's request keeps only its own turn (parts.own_turn)."""
+    msgs = resp.request.get("messages")
+    return estimate_message_tokens(m for m in msgs if isinstance(m, dict)) if isinstance(msgs, list) else 0
+
+
+def _estimated_cost(resp: Response, prompt_tokens: int | None) -> str | None:
+    """A stopped answer has no usage (the server sends it last): price the prompt, estimated, and
+    the tokens received, and say it is an estimate (issue 13)."""
+    if resp.usage is not None or resp.status == "ok" or resp.cached:
+        return None
+    prompt = prompt_estimate(resp) if prompt_tokens is None else prompt_tokens
+    received = resp.timing.tokens
+    usage = Usage(prompt_tokens=prompt, completion_tokens=received, cache_miss_tokens=prompt)
+    cost = estimate_cost(resp.model, usage, datetime.fromtimestamp(resp.created, timezone.utc))
+    if cost is None:
+        return None
+    return f"{cost} estimated (prompt ≈{prompt:,} tokens + {received:,} received)"
+
+
+def footer_text(resp: Response, *, prompt_tokens: int | None = None) -> str:
+    """The footer of an answer that has ended (or the state so far). ``prompt_tokens``: the prompt's
+    estimated size, for the estimate of a stopped answer's cost (:func:`prompt_estimate`)."""
     t = resp.timing
     cost = cost_of(resp)
     shown = str(cost) if cost is not None else None
+    if shown is None and answer_dialect(resp) != "openai":
+        shown = _estimated_cost(resp, prompt_tokens)
     if shown is None and answer_dialect(resp) == "openai":
         shown = "cost unknown"  # no DeepSeek prices for another server's answer (set_prices to give some)
     return format_footer(

@@ -17,7 +17,7 @@ OUT = ".jp-OutputArea-output"
 
 
 def answer_text(nb, index: int) -> str:
-    """The streamed answer as rendered so far (the widget's answer block or the final static output)."""
+    """The streamed answer as rendered so far (the live view's answer or the final static output)."""
     return str(
         nb.page.evaluate(
             """([i, nb]) => {
@@ -26,8 +26,8 @@ def answer_text(nb, index: int) -> str:
                 if (!out) return '';
                 const fin = out.querySelector('.ds-magic-answer');
                 if (fin) return fin.innerText;
-                const parts = Array.from(out.querySelectorAll('.widget-html-content')).map(e => e.innerText);
-                return parts.sort((a, b) => b.length - a.length)[0] || '';
+                const live = out.querySelector('.ds-live .ds-md');  // the live view's answer
+                return live ? live.innerText : '';
             }""",
             [index, NB],
         )
