@@ -30,7 +30,7 @@ from ..tools import Tool
 from ..types import ToolCall
 from .display import mark_shown, show_output, update_output
 from .session import session
-from .stream_view import StreamView, close_tree
+from .stream_view import StreamView
 from .tool_text import call_args_text, call_preview, code_of, code_tokens
 from .tool_widget import ToolWidget
 
@@ -238,7 +238,7 @@ class ToolLoopView:
             with step.lock:
                 step.closed = True
             update_output(self._bundle(step, self.footer() if last else ""), step.display_id)
-            close_tree(step.widget)
+            step.widget.close()  # one anywidget model, no children
         for fut in self._pending.values():
             fut.cancel()
 
