@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from live_helpers import cancel, open_live_views
 
 from ds_magic.testing import Script
 
@@ -135,11 +136,9 @@ def test_dry_run_shows_the_tool_specs_and_sends_nothing(srv, k):
 def test_cancel_click_while_a_step_streams_stops_the_loop(srv, k):
     srv.enqueue(Script(text="word " * 600, tokens_per_second=40))
     mid = k.execute("%%deepseek --tools get_weather\nTalk a lot")
-    button = k.wait_for(
-        lambda: (k.find_widgets("ButtonModel", description="Cancel", open_only=True) or [None])[-1], 20
-    )
+    views = k.wait_for(lambda: open_live_views(k), 20, what="the step's live view")
     k.wait_for(lambda: srv.active == 1, 10, what="the request to stream")
-    k.click(button)
+    cancel(k, views[-1])  # the custom message the view's ■ Cancel button sends
     assert srv.wait_for_disconnect(10) is not None  # the HTTP stream closed
     res = k.result(mid, 30).raise_for_error()
     assert len(srv.requests) == 1
