@@ -18,6 +18,8 @@ __all__ = ["as_table", "ROUNDING", "rounded"]
 ROUNDING: dict[str, int] = {
     "ttft": 3,
     "total": 3,
+    "latency": 3,  # batch / schema / compare tables (seconds)
+    "score": 3,  # compare()'s mean score per variant
     "tokens_per_second": 1,
     "tokens/s": 1,
     "cost": 6,
