@@ -58,6 +58,12 @@ _LAZY = {
     "clear_records": "run_records",
     "stats": "run_stats",
     "serve_metrics": "metrics",
+    "RunError": "errors",
+    "RunResult": "run_result",
+    "runs": "run_store",
+    "run": "run_store",
+    "OffPeak": "offpeak",
+    "Estimate": "estimate",
     "Chat": "jupyter.chat",
 }
 
@@ -85,18 +91,23 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         MissingAPIKeyError,
         RateLimitError,
         RedirectError,
+        RunError,
         SecretInPromptError,
         ServerError,
         StreamDecodeError,
         StreamError,
         StreamInterruptedError,
     )
+    from .estimate import Estimate
     from .metrics import serve_metrics
+    from .offpeak import OffPeak
     from .redact import RedactRules
     from .response import Response
     from .retry import RetryPolicy
     from .run_records import clear_records, records
+    from .run_result import RunResult
     from .run_stats import stats
+    from .run_store import run, runs
     from .split import split_text
     from .sse import ServerSentEvent, SSEDecoder
     from .types import (

@@ -71,8 +71,11 @@ class Schedule:
         client: Client,
         concurrency: int,
         chat_kwargs: dict[str, Any],
+        may_start: Callable[[int], bool] | None = None,
     ) -> None:
         self.prompts = prompts
+        #: Asked before item ``i`` starts (offpeak.py's gate): False holds it and the rest back for now.
+        self.may_start = may_start
         self.max_concurrency = concurrency
         self.limit = concurrency
         #: (seconds since the start, limit) at each change of the limit.
@@ -152,6 +155,8 @@ class Schedule:
         try:
             while not self.cancel_requested:
                 while self._queue and self._counts["running"] < self.limit and not self.cancel_requested:
+                    if self.may_start is not None and not self.may_start(self._queue[0]):
+                        break  # held back (a peak window): asked again at the next round
                     self._start_item(self._queue.popleft())
                 if not self._queue and not self._tasks:
                     break

@@ -19,7 +19,8 @@
      ├─ StreamError (partial)            an error object sent inside a 200 stream
      ├─ SecretInPromptError (findings)   the prompt looks like it holds a secret: not sent
      ├─ CacheError (path)                the response cache folder or file is not safe or not usable
-     └─ DialectError                     a DeepSeek-only feature asked of a server of another dialect
+     ├─ DialectError                     a DeepSeek-only feature asked of a server of another dialect
+     └─ RunError (run)                   a persisted run cannot be used as asked (run_store.py)
 
 Every message is one line that says what to do next. The API key never appears in any of
 them, nor in any attribute that holds server text or a server body: :func:`redact` scrubs the
@@ -57,6 +58,7 @@ __all__ = [
     "RedirectError",
     "EventTooLargeError",
     "CacheError",
+    "RunError",
     "MIN_SECRET_CHARS",
     "redact",
     "redact_json",
@@ -376,3 +378,12 @@ class CacheError(DeepSeekError):
 
 class DialectError(DeepSeekError):
     """A DeepSeek-only feature (the balance, say) asked of a server that speaks another dialect."""
+
+
+class RunError(DeepSeekError):
+    """A persisted run (``batch(..., run=NAME)``) cannot be used as asked: other settings under the
+    same name, unknown name, a damaged run file. ``run`` is the run's name."""
+
+    def __init__(self, message: str, hint: str | None, run: str) -> None:
+        self.run = run
+        super().__init__(message, hint)

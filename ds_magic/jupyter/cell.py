@@ -126,7 +126,7 @@ def start_batch(settings: Settings, shell: InteractiveShell, call: CellCall) -> 
     msgs = call.messages or []
     system = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else None
     try:
-        result = batch(
+        result: BatchResult = batch(
             call.prompt,
             shell.user_ns[name],
             client=session.client(settings),
