@@ -1,7 +1,7 @@
 """DeepSeek's peak and off-peak windows as intervals of time, and the gate of a ``when="off-peak"`` run.
 
-The windows are read from the pricing table's ``PEAK_HOURS`` (pricing.py), never written here:
-a change in DeepSeek's rules is a data change there. Off-peak is priced at half the peak rate
+The windows are read from the pricing table's ``PEAK_HOURS`` (pricing.py; ``set_peak_hours``
+replaces them for a process), never written here: a change in DeepSeek's rules is a data change. Off-peak is priced at half the peak rate
 (deepseek-api.md §5.1); which window a request is billed in is not documented, so a request is
 taken to be priced by the window it *starts* in (§5.1 "[inf: assume start]").
 
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from .pricing import PEAK_HOURS, peak_hours_at
+from .pricing import get_peak_hours, peak_hours_at
 
 __all__ = ["Clock", "Window", "OffPeak", "window_at", "next_offpeak", "system_clock"]
 
@@ -76,7 +76,7 @@ def _peak_intervals(around: datetime) -> list[tuple[datetime, datetime]]:
     found: list[tuple[datetime, datetime]] = []
     for d in range(-_SEARCH_DAYS, _SEARCH_DAYS + 1):
         day = day0 + timedelta(days=d)
-        for rule in PEAK_HOURS:
+        for rule in get_peak_hours():
             if day.weekday() not in rule.weekdays:
                 continue
             for start_min, end_min in rule.windows:

@@ -40,6 +40,8 @@ __all__ = [
     "PeakHours",
     "PEAK_HOURS",
     "peak_hours_at",
+    "get_peak_hours",
+    "set_peak_hours",
     "price_entry",
 ]
 
@@ -240,11 +242,25 @@ def is_peak(when: datetime) -> bool:
     return any(start <= minute < end for start, end in hours.windows)
 
 
+_peak_hours: tuple[PeakHours, ...] = PEAK_HOURS
+
+
+def set_peak_hours(hours: Sequence[PeakHours] | None) -> None:
+    """Replace the peak windows for this process (a change in DeepSeek's rules); None restores them."""
+    global _peak_hours
+    _peak_hours = PEAK_HOURS if hours is None else tuple(sorted(hours, key=lambda e: e.effective_from))
+
+
+def get_peak_hours() -> tuple[PeakHours, ...]:
+    """The peak windows in use: ``PEAK_HOURS`` unless :func:`set_peak_hours` replaced them."""
+    return _peak_hours
+
+
 def peak_hours_at(when: datetime) -> PeakHours | None:
-    """The ``PEAK_HOURS`` entry in effect at ``when``; None before peak pricing began."""
+    """The peak-hours entry in effect at ``when``; None before peak pricing began."""
     t = _as_utc(when)
     current: PeakHours | None = None
-    for entry in sorted(PEAK_HOURS, key=lambda e: e.effective_from):
+    for entry in _peak_hours:
         if entry.effective_from <= t:
             current = entry
     return current
