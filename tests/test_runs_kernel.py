@@ -1,0 +1,51 @@
+"""A persisted run in a real kernel that is killed mid-run: the same cell in a new kernel sends only the
+missing items (the offline server's request log says so) and shows the whole run's table."""
+
+from __future__ import annotations
+
+import json
+
+from offline_helpers import KEY, wait_until
+
+from ds_magic.run_store import RunStore
+from ds_magic.testing import Script
+
+CELL = """
+import ds_magic
+items = [f"row {i}" for i in range(8)]
+r = ds_magic.batch("Label: {item}", items, run="labels-v2", concurrency=1)
+"""
+
+
+def test_a_run_resumes_after_the_kernel_is_killed(kernel_factory, srv, tmp_path):
+    cache_home = tmp_path / "xdg"
+    env = {"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": srv.url, "XDG_CACHE_HOME": str(cache_home)}
+    # Four answers, then a stream that never ends: the kernel dies with item 4 in flight.
+    srv.enqueue(*[Script(text=f"label {i}", reasoning="") for i in range(4)], Script(fault="stall"))
+    first = kernel_factory(env=env)
+    first.run(CELL).raise_for_error()
+    store = RunStore(cache_home / "ds_magic" / "runs.sqlite3")
+    assert wait_until(lambda: len(srv.requests) == 5 and len(store.done("labels-v2", 0, 8)) == 4, 30)
+    first.close()  # the kernel process is killed (shutdown_kernel(now=True))
+
+    srv.reset()
+    second = kernel_factory(env=env)
+    res = second.run(
+        CELL + "await r\nimport json\nprint(json.dumps([[row['item'], row['text']] for row in r.rows()]))",
+        timeout=60,
+    ).raise_for_error()
+    sent = [q.body["messages"][-1]["content"] for q in srv.requests]
+    assert sent == [f"Label: row {i}" for i in range(4, 8)]
+    rows = json.loads(res.stdout.strip().splitlines()[-1])
+    assert [item for item, _ in rows] == list(range(8))
+    assert [text for _, text in rows[:4]] == [f"label {i}" for i in range(4)]
+    assert all(text for _, text in rows[4:])
+    # The progress view's last line, as the notebook saves it.
+    shown = [
+        m["content"]["data"].get("text/plain", "")
+        for m in second.iopub_messages(msg_type=("display_data", "update_display_data"))
+    ]
+    assert any(s.startswith("batch 8/8 done") for s in shown), shown
+    table = second.run("ds_magic.run('labels-v2').table()[['item', 'status']].to_dict('list')").result_text
+    assert table is not None and "'status': ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok']" in table
+    store.close()
