@@ -93,9 +93,27 @@ def _peak_intervals(around: datetime) -> list[tuple[datetime, datetime]]:
     return merged
 
 
+# The last window found, with the rules it came from: a run asks for the window of every item, and
+# almost always gets the same one (the search costs about 0.3 ms).
+_last: tuple[object, Window] | None = None
+
+
 def window_at(when: datetime) -> Window:
     """The peak or off-peak window that ``when`` falls in (naive datetimes are taken as UTC)."""
+    global _last
     t = _utc(when)
+    rules = get_peak_hours()
+    last = _last
+    if last is not None and last[0] is rules:
+        w = last[1]
+        if w.start is not None and w.end is not None and w.start <= t < w.end:
+            return w
+    w = _search(t)
+    _last = (rules, w)
+    return w
+
+
+def _search(t: datetime) -> Window:
     before: datetime | None = None
     for start, end in _peak_intervals(t):
         if start <= t < end:
