@@ -49,3 +49,27 @@ def test_a_run_resumes_after_the_kernel_is_killed(kernel_factory, srv, tmp_path)
     table = second.run("ds_magic.run('labels-v2').table()[['item', 'status']].to_dict('list')").result_text
     assert table is not None and "'status': ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok']" in table
     store.close()
+
+
+def test_the_off_peak_countdown_shows_in_the_notebook_and_cancel_ends_the_wait(kernel_factory, srv, tmp_path):
+    env = {"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": srv.url, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    k = kernel_factory(env=env)
+    k.run(
+        "import ds_magic\n"
+        "from datetime import datetime, timezone\n"
+        "now = datetime(2026, 11, 30, 9, 58, 30, tzinfo=timezone.utc)  # a Monday, peak until 10:00 UTC\n"
+        "r = ds_magic.batch('{item}', ['a', 'b'], when=ds_magic.OffPeak(clock=lambda: now))\n"
+    ).raise_for_error()
+    k.wait_for_widget(
+        lambda s: "waiting for off-peak: starts in 1m30s" in s.get("value", ""), 20, model_name="HTMLModel"
+    )
+    button = k.find_widgets("ButtonModel", description="Cancel", open_only=True)[-1]
+    k.wait_idle(k.click(button))
+    out = k.run("r.wait(10); print(r.progress.cancelled, r.done)").raise_for_error()
+    assert out.stdout.split() == ["2", "True"]
+    assert srv.requests == []
+    shown = [
+        m["content"]["data"].get("text/plain", "")
+        for m in k.iopub_messages(msg_type=("display_data", "update_display_data"))
+    ]
+    assert any(s.startswith("batch 0/2 done · 2 cancelled") for s in shown), shown
