@@ -64,7 +64,16 @@ def child(mode: str, n: int, url: str, concurrency: int, persist: bool, folder: 
 
 def measure(mode: str, n: int, url: str, args: argparse.Namespace, folder: str) -> dict[str, float]:
     urllib.request.urlopen(urllib.request.Request(url + "/_offline/reset", method="POST", data=b"")).read()
-    cmd = [sys.executable, __file__, "--child", mode, str(n), url, str(args.concurrency), str(int(args.persist))]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        mode,
+        str(n),
+        url,
+        str(args.concurrency),
+        str(int(args.persist)),
+    ]
     env = {**os.environ, "XDG_CACHE_HOME": folder}
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     row: dict[str, float] = json.loads(out.strip().splitlines()[-1])

@@ -30,7 +30,7 @@ from typing import Any
 
 from .cache import default_cache_path
 from .errors import RunError
-from .private_file import ensure_private
+from .private_db import connect_private
 from .tables import as_table
 
 __all__ = [
@@ -122,19 +122,7 @@ class RunStore:
     def _conn(self) -> sqlite3.Connection:
         # Called with self._lock held.
         if self._db is None:
-            ensure_private(self.path)
-            db = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-            try:
-                db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-                db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = NORMAL")
-                db.executescript(_SCHEMA)
-            except BaseException:
-                db.close()
-                raise
-            self._db = db
+            self._db = connect_private(self.path, _SCHEMA, _BUSY_TIMEOUT_MS)
         return self._db
 
     def _query(self, name: str, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
