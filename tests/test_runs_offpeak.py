@@ -182,3 +182,13 @@ def test_when_and_finish_are_checked():
         ds_magic.batch(["a"], client=Client(api_key=KEY), when="tonight")
     with pytest.raises(ValueError, match="when='off-peak', finish=True"):
         ds_magic.batch(["a"], client=Client(api_key=KEY), finish=True)
+
+
+def test_records_and_rows_carry_the_window_each_request_was_priced_in(srv):
+    ds_magic.clear_records()
+    ds_magic.batch(["a"], client=make_client(srv), run="w", progress=False).wait(HANG)
+    rec = ds_magic.records(as_dataframe=False)[-1]
+    assert rec["window"] == window_at(rec["time"]).name
+    row = ds_magic.run("w").table(as_dataframe=False)[0]
+    assert row["window"] == window_at(rec["time"]).label
+    assert row["cost"] == pytest.approx(rec["cost"])
