@@ -74,7 +74,9 @@ def test_the_off_peak_countdown_shows_in_the_notebook_and_cancel_ends_the_wait(k
     ]
     assert any(s.startswith("batch 0/2 done · 2 cancelled") for s in shown), shown
     # An estimate is the cell's value: what the user reads before anything is sent.
-    shown = k.run("ds_magic.batch('Label: {item}', ['a', 'b', 'c'], estimate=True, max_tokens=50)").result_text
+    shown = k.run(
+        "ds_magic.batch('Label: {item}', ['a', 'b', 'c'], estimate=True, max_tokens=50)"
+    ).result_text
     assert shown is not None and shown.startswith("Estimate for 3 items on deepseek-flash:")
     assert "off-peak" in shown and "result.start() sends it" in shown
     assert srv.requests == []
