@@ -9,8 +9,7 @@ the disk, not by memory. A persisted run also saves each answer as it finishes (
 next run of the same cell sends only the items without an ``ok`` answer.
 
 Like ``BatchResult``: ``wait()`` / ``await``, ``cancel()``, ``progress``, ``table()``, ``texts``,
-``failed``; ``add_done_callback``. An error of the run itself (the items' iterable raised, the sink
-could not be written) ends it; ``wait()`` and ``table()`` raise it.
+``failed``. An error of the run itself (the iterable raised, a sink failed) ends it; ``wait()`` raises it.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from .batch_progress import BatchProgress, Progress, format_progress
 from .batch_schedule import Schedule
 from .client import Client
 from .engine import get_engine
-from .errors import DeepSeekError, SecretInPromptError
+from .errors import RunError, SecretInPromptError
 from .estimate import Estimate, project
 from .offpeak import OffPeak
 from .response import Response
@@ -90,6 +89,7 @@ class RunResult:
         self._completion: Completion[RunResult] = Completion(self, self.cancel)
         # The chunk in progress, and the totals of those before it.
         self._current: Schedule | None = None
+        self._values: list[Any] = []  # the chunk's items
         self._sent: list[int] = []  # chunk-local index of each scheduled item
         self._base = 0
         self._unsaved: set[int] = set()
@@ -193,9 +193,11 @@ class RunResult:
         hashes = [prompt_hash(p) for p in prompts]
         for pos, row in done.items():
             if row["prompt_hash"] != hashes[pos - base]:
-                raise DeepSeekError(
-                    f"Item {pos} is not the item that run {self.name!r} answered (the items changed)",
-                    f"keep the items in the same order, or use a new run name, or ds_magic.run({self.name!r}).delete()",
+                name = self.name or ""
+                raise RunError(
+                    f"Item {pos} is not the item that run {name!r} answered (the items changed)",
+                    f"keep the items in the same order, or use a new run name, or ds_magic.run({name!r}).delete()",
+                    name,
                 )
         rows: dict[int, dict[str, Any]] = {pos - base: row for pos, row in done.items()}
         blocked: list[int] = []
@@ -205,6 +207,7 @@ class RunResult:
                 if err is not None:
                     rows[i] = error_row(base + i, values[i], hashes[i], err)
                     blocked.append(i)
+        self._values = values
         self._sent = sent = [i for i in range(n) if i not in rows]
         self._unsaved, self._made = set(range(len(sent))), {}
         self._chunk_done = len(done)
@@ -261,14 +264,13 @@ class RunResult:
         sched, base, sent = self._current, self._base, self._sent
         if sched is None or self.store is None or self.name is None:
             return
-        values = self._inputs.sequence
+        values = self._values
         rows = []
         for j in list(self._unsaved):
             resp = sched.responses[j]
             if resp is not None and resp.done and resp.status == "ok":
                 i = sent[j]
-                value = values[base + i] if values is not None else None
-                row = self._made[j] = self._row(base + i, value, resp, prompt_hash(sched.prompts[j]))
+                row = self._made[j] = self._row(base + i, values[i], resp, prompt_hash(sched.prompts[j]))
                 rows.append(row)
                 self._unsaved.discard(j)
         if rows:

@@ -25,14 +25,14 @@ def test_a_run_resumes_after_the_kernel_is_killed(kernel_factory, srv, tmp_path)
     first = kernel_factory(env=env)
     first.run(CELL).raise_for_error()
     store = RunStore(cache_home / "ds_magic" / "runs.sqlite3")
-    assert wait_until(lambda: len(srv.requests) == 5 and len(store.done("labels-v2", 0, 8)) == 4, 30)
+    assert wait_until(lambda: len(srv.requests) == 5 and len(store.done("labels-v2", 0, 8)) == 4, 90)
     first.close()  # the kernel process is killed (shutdown_kernel(now=True))
 
     srv.reset()
     second = kernel_factory(env=env)
     res = second.run(
         CELL + "await r\nimport json\nprint(json.dumps([[row['item'], row['text']] for row in r.rows()]))",
-        timeout=60,
+        timeout=120,
     ).raise_for_error()
     sent = [q.body["messages"][-1]["content"] for q in srv.requests]
     assert sent == [f"Label: row {i}" for i in range(4, 8)]
@@ -61,7 +61,7 @@ def test_the_off_peak_countdown_shows_in_the_notebook_and_cancel_ends_the_wait(k
         "r = ds_magic.batch('{item}', ['a', 'b'], when=ds_magic.OffPeak(clock=lambda: now))\n"
     ).raise_for_error()
     k.wait_for_widget(
-        lambda s: "waiting for off-peak: starts in 1m30s" in s.get("value", ""), 20, model_name="HTMLModel"
+        lambda s: "waiting for off-peak: starts in 1m30s" in s.get("value", ""), 60, model_name="HTMLModel"
     )
     button = k.find_widgets("ButtonModel", description="Cancel", open_only=True)[-1]
     k.wait_idle(k.click(button))
