@@ -24,11 +24,11 @@ from .batch_progress import BatchProgress, Progress, format_progress
 from .batch_schedule import Schedule
 from .client import Client
 from .engine import get_engine
-from .errors import RunError, SecretInPromptError
+from .errors import RunError
 from .estimate import Estimate, project
 from .offpeak import OffPeak
 from .response import Response
-from .run_rows import Inputs, error_row, item_row
+from .run_rows import Inputs, error_row, item_row, secret_error
 from .run_store import ROW_COLUMNS, RunStore, prompt_hash
 from .sinks import MemorySink, Sink, open_sink
 from .tables import as_table
@@ -67,7 +67,7 @@ class RunResult:
     ) -> None:
         self.name = name
         self.index = inputs.index
-        self.max_concurrency = concurrency
+        self.max_concurrency = self._limit = concurrency
         self.gate = gate
         self.store = store
         self.error: BaseException | None = None
@@ -219,11 +219,12 @@ class RunResult:
             chat_kwargs=self._chat_kwargs,
             may_start=(lambda j: gate.may_start(base + sent[j])) if gate is not None else None,
         )
+        sched.limit = self._limit  # what 429s taught the last chunk holds for this one too
         self._current = sched
         if self._cancel_requested:
             sched.cancel()
         await sched.run(self._tick)
-        self._current = None  # its counts move to the totals below
+        self._current, self._limit = None, sched.limit  # its counts move to the totals below
         for j, i in enumerate(sent):
             resp = sched.responses[j]
             if resp is not None:
@@ -246,11 +247,7 @@ class RunResult:
         return item_row(pos, value, resp, phash, window, at)
 
     def _blocked(self, pos: int, prompt: Prompt) -> Exception | None:
-        """The outbound secret check (guard.py) of one item, as batch() does for a list."""
-        if not self._check_secrets:
-            return None
-        found = self._client.find_secrets([(f"item {pos}", str(prompt))])
-        return SecretInPromptError(found) if found else None
+        return secret_error(self._client, pos, prompt) if self._check_secrets else None
 
     def _tick(self) -> None:
         now = time.monotonic()

@@ -7,12 +7,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from .client import Client
+from .errors import SecretInPromptError
 from .offpeak import Window, window_at
 from .pricing import cost_of, estimate_cost
 from .response import Response
 from .sinks import input_text
 
-__all__ = ["Inputs", "item_row", "error_row", "take"]
+__all__ = ["Inputs", "item_row", "error_row", "take", "secret_error"]
 
 
 class Inputs:
@@ -114,3 +116,9 @@ def error_row(item: int, value: Any, phash: str, error: Exception) -> dict[str, 
         "retries": 0,
         "window": None,
     }
+
+
+def secret_error(client: Client, item: int, prompt: Any) -> SecretInPromptError | None:
+    """The outbound secret check (guard.py) of one item: the error to record instead of sending it."""
+    found = client.find_secrets([(f"item {item}", str(prompt))])
+    return SecretInPromptError(found) if found else None

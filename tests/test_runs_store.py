@@ -191,3 +191,13 @@ def test_answers_saved_as_they_finish_keep_their_inputs(srv):
     r.wait(HANG)
     table = ds_magic.run("g").table(as_dataframe=False)
     assert [(t["input"], t["text"]) for t in table] == [(f"row {i}", f"a{i}") for i in range(5)]
+
+
+def test_an_item_that_holds_a_secret_is_recorded_not_sent(srv):
+    secret = "my key is sk-abcdef0123456789abcdef0123456789"
+    r = ds_magic.batch("{item}", ["fine", secret], client=make_client(srv), run="s", progress=False)
+    r.wait(HANG)
+    rows = r.rows()
+    assert [row["status"] for row in rows] == ["ok", "error"]
+    assert "sk-abcdef0123456789" not in rows[1]["error"] and rows[1]["error"]
+    assert sent_prompts(srv) == ["fine"]
