@@ -1,5 +1,6 @@
-"""A persisted run in a real kernel that is killed mid-run: the same cell in a new kernel sends only the
-missing items (the offline server's request log says so) and shows the whole run's table."""
+"""A persisted run in a real kernel restarted mid-run: the same cell after the restart sends only the
+missing items (the offline server's request log says so) and shows the whole run's table; the off-peak
+countdown in the batch view and its Cancel; an estimate as the cell's value."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ r = ds_magic.batch("Label: {item}", items, run="labels-v2", concurrency=1)
 """
 
 
-def test_a_run_resumes_after_the_kernel_is_killed(kernel_factory, srv, tmp_path):
+def test_a_run_resumes_after_a_kernel_restart(kernel_factory, srv, tmp_path):
     cache_home = tmp_path / "xdg"
     env = {"DEEPSEEK_API_KEY": KEY, "DEEPSEEK_BASE_URL": srv.url, "XDG_CACHE_HOME": str(cache_home)}
     # Four answers, then a stream that never ends: the kernel dies with item 4 in flight.
@@ -26,16 +27,18 @@ def test_a_run_resumes_after_the_kernel_is_killed(kernel_factory, srv, tmp_path)
     first.run(CELL).raise_for_error()
     store = RunStore(cache_home / "ds_magic" / "runs.sqlite3")
     assert wait_until(lambda: len(srv.requests) == 5 and len(store.done("labels-v2", 0, 8)) == 4, 90)
-    first.close()  # the kernel process is killed (shutdown_kernel(now=True))
+    pid = first.evaluate("__import__('os').getpid()")
+    first.km.restart_kernel(now=True)  # Kernel > Restart: the process is killed and a new one started
 
     srv.reset()
-    second = kernel_factory(env=env)
+    second = first
     res = second.run(
         CELL + "await r\nimport json\nprint(json.dumps([[row['item'], row['text']] for row in r.rows()]))",
         timeout=120,
     ).raise_for_error()
     sent = [q.body["messages"][-1]["content"] for q in srv.requests]
     assert sent == [f"Label: row {i}" for i in range(4, 8)]
+    assert second.evaluate("__import__('os').getpid()") != pid  # a new kernel process
     rows = json.loads(res.stdout.strip().splitlines()[-1])
     assert [item for item, _ in rows] == list(range(8))
     assert [text for _, text in rows[:4]] == [f"label {i}" for i in range(4)]
