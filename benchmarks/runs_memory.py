@@ -13,6 +13,7 @@ run no worse than the in-memory batch of 10,000 (ratio ≤ 1.0). ``--persist`` a
 row in the run's SQLite file (``run=``). The server's state is reset between runs.
 
     python benchmarks/runs_memory.py [--small 20000] [--large 200000] [--peer 10000] [--concurrency 32] [--persist]
+    python benchmarks/runs_memory.py --pairs 3 --peer 2000     # alternating pairs, same size
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,6 +100,13 @@ def main() -> None:
     ap.add_argument("--peer", type=int, default=10_000)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--persist", action="store_true", help="also keep the rows in the run's SQLite file")
+    ap.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="instead: K alternating pairs of an in-memory batch and a streamed run of --peer items each "
+        "(the cleaner time ratio on a machine whose load changes)",
+    )
     args = ap.parse_args()
     server = subprocess.Popen(
         [sys.executable, "-m", "ds_magic.testing", "--port", "0", "--tps", "0", "--ttft", "0", "--quiet"],
@@ -109,6 +118,16 @@ def main() -> None:
         line = server.stdout.readline()
         url = next(w for w in line.split() if w.startswith("http://"))
         with tempfile.TemporaryDirectory() as folder:
+            if args.pairs:
+                ratios = []
+                for _ in range(args.pairs):
+                    mem = measure("memory", args.peer, url, args, folder)
+                    streamed = measure("stream", args.peer, url, args, folder)
+                    ratios.append(streamed["seconds"] / mem["seconds"])
+                print(
+                    f"time, streamed / in memory, {args.peer:,} items each: {sorted(ratios)} (median {statistics.median(ratios):.2f})"
+                )
+                return
             peer = measure("memory", args.peer, url, args, folder)
             small = measure("stream", args.small, url, args, folder)
             large = measure("stream", args.large, url, args, folder)
