@@ -67,6 +67,12 @@ _LAZY = {
     "Tool": "tools",
     "ToolLoop": "tool_loop",
     "ToolCallRecord": "tool_loop",
+    "RunError": "errors",
+    "RunResult": "run_result",
+    "runs": "run_store",
+    "run": "run_store",
+    "OffPeak": "offpeak",
+    "Estimate": "estimate",
     "Chat": "jupyter.chat",
 }
 
@@ -96,6 +102,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         MissingAPIKeyError,
         RateLimitError,
         RedirectError,
+        RunError,
         SecretInPromptError,
         ServerError,
         StreamDecodeError,
@@ -104,12 +111,16 @@ if TYPE_CHECKING:  # for type checkers and IDEs; the real imports are lazy
         StructuredOutputError,
         ToolError,
     )
+    from .estimate import Estimate
     from .metrics import serve_metrics
+    from .offpeak import OffPeak
     from .redact import RedactRules
     from .response import Response
     from .retry import RetryPolicy
     from .run_records import clear_records, records
+    from .run_result import RunResult
     from .run_stats import stats
+    from .run_store import run, runs
     from .split import split_text
     from .sse import ServerSentEvent, SSEDecoder
     from .tool_loop import ToolCallRecord, ToolLoop

@@ -35,6 +35,8 @@ class BatchProgress:
     elapsed: float
     eta: float | None
     finished: bool  # the batch has ended (this is the last snapshot)
+    #: Seconds until the off-peak window a ``when="off-peak"`` run waits for (offpeak.py); None if not waiting.
+    waiting: float | None = None
 
     @property
     def settled(self) -> int:
@@ -55,6 +57,8 @@ def _fmt_secs(s: float) -> str:
 def format_progress(p: BatchProgress) -> str:
     """One line: ``batch 120/200 done · 2 failed · 3 retrying · 30 running (limit 32) · 900 tok/s · ETA 12s``."""
     parts = [f"batch {p.done}/{p.total} done"]
+    if p.waiting is not None and not p.finished:  # the countdown of an off-peak run
+        parts.append(f"waiting for off-peak: starts in {_fmt_secs(p.waiting)}")
     if p.failed:
         parts.append(f"{p.failed} failed")
     if p.cancelled:

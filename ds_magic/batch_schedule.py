@@ -77,12 +77,15 @@ class Schedule:
         chat_kwargs: dict[str, Any],
         item_kwargs: list[dict[str, Any]] | None = None,
         followup: Followup | None = None,
+        may_start: Callable[[int], bool] | None = None,
     ) -> None:
         self.prompts = prompts
         # compare(): each (item, variant) pair has its own model / system / temperature.
         self._item_kwargs = item_kwargs
         # schema=: an ok answer that is invalid is sent once more (structured_result.py).
         self._followup = followup
+        #: Asked before item ``i`` starts (offpeak.py's gate): False holds it and the rest back for now.
+        self.may_start = may_start
         self.max_concurrency = concurrency
         self.limit = concurrency
         #: (seconds since the start, limit) at each change of the limit.
@@ -162,6 +165,8 @@ class Schedule:
         try:
             while not self.cancel_requested:
                 while self._queue and self._counts["running"] < self.limit and not self.cancel_requested:
+                    if self.may_start is not None and not self.may_start(self._queue[0]):
+                        break  # held back (a peak window): asked again at the next round
                     self._start_item(self._queue.popleft())
                 if not self._queue and not self._tasks:
                     break

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .batch_progress import Progress, TextProgress
 from .batch_result import BatchResult
@@ -27,6 +27,8 @@ from .client import Client
 from .errors import SecretInPromptError
 from .interpolate import interpolate
 from .request import build_body
+from .run_result import RunResult
+from .run_start import start_run
 from .structured import as_schema
 from .structured_result import StructuredItems
 from .tools import wants_loop
@@ -119,14 +121,52 @@ def batch(
     tools: Sequence[Callable[..., Any] | Tool],
     **params: Any,
 ) -> ToolBatch: ...
+
+
 @overload
 def batch(
     template_or_prompts: Any,
     items: Any = None,
     *,
+    client: Client | None = None,
+    concurrency: int = 8,
+    model: str | None = None,
+    system: str | None = None,
+    cache: Any = None,
+    progress: bool | str | Progress | None = True,
+    schema: Any = None,
     tools: Sequence[Mapping[str, Any]] | None = None,
+    run: None = None,
+    sink: None = None,
+    when: None = None,
+    finish: Literal[False] = False,
+    estimate: Literal[False] = False,
     **params: Any,
 ) -> BatchResult: ...
+
+
+@overload
+def batch(
+    template_or_prompts: Any,
+    items: Any = None,
+    *,
+    client: Client | None = None,
+    concurrency: int = 8,
+    model: str | None = None,
+    system: str | None = None,
+    cache: Any = None,
+    progress: bool | str | Progress | None = True,
+    schema: Any = None,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    run: str | None = None,
+    sink: Any = None,
+    when: Any = None,
+    finish: bool = False,
+    estimate: bool | int = False,
+    **params: Any,
+) -> BatchResult | RunResult: ...
+
+
 def batch(
     template_or_prompts: Any,
     items: Any = None,
@@ -139,6 +179,11 @@ def batch(
     progress: bool | str | Progress | None = True,
     schema: Any = None,
     tools: Sequence[Any] | None = None,
+    run: str | None = None,
+    sink: Any = None,
+    when: Any = None,
+    finish: bool = False,
+    estimate: bool | int = False,
     **params: Any,
 ) -> Any:
     """Run many prompts (or one template over many items) and return a :class:`BatchResult` at once.
@@ -158,14 +203,28 @@ def batch(
     column per field and ``result.values`` the validated values (structured.py).
     ``tools`` of functions make each item a tool loop: a :class:`ToolBatch` (tool_batch.py), not
     started, that ``await`` or ``.run()`` drives from this thread (``max_steps=``, ``approve=`` too).
+
+    ``run="labels-v2"`` persists the run (run_store.py: run it again and only the missing items are
+    sent); ``sink="out.parquet"`` / ``".csv"`` streams the rows to a file, for items of any size
+    (a generator is read a chunk at a time); ``when="off-peak"`` waits for DeepSeek's off-peak
+    window (``finish=True``: do not pause when it ends); ``estimate=True`` projects cost and time
+    and does not start (``result.start()``). Any of these returns a :class:`RunResult` (run_result.py).
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
     if "conversation" in params:
         raise TypeError("batch items are independent requests: conversation= is not supported")
+    streamed = run is not None or sink is not None or when is not None or finish or estimate is not False
+    if streamed and (schema is not None or tools is not None):
+        raise TypeError(
+            "run= / sink= / when= / estimate= do not take schema= or tools= yet: "
+            "run a plain batch(..., schema=...) or batch(..., tools=[...])"
+        )
     if items is None:
         if isinstance(template_or_prompts, str):
             raise TypeError("one template needs items: batch('... {item} ...', items)")
+        if streamed:  # run_start.py reads the items lazily
+            return _start_run(None, template_or_prompts, _prompt, locals())
         raw, index = _as_list(template_or_prompts, "prompts")
         prompts = [_prompt(p) for p in raw]
         inputs = raw
@@ -174,6 +233,9 @@ def batch(
             raise TypeError(
                 f"with items, the first argument must be a template string, not {type(template_or_prompts).__name__}"
             )
+        if streamed:
+            template = template_or_prompts
+            return _start_run(template, items, lambda x: _render(template, x), locals())
         inputs, index = _as_list(items, "items")
         prompts = [_render(template_or_prompts, x) for x in inputs]
     structured = None
@@ -220,6 +282,34 @@ def batch(
     )
     result.start(_pick_progress(progress, result))
     return result
+
+
+def _start_run(
+    template: str | None, items: Any, make_prompt: Callable[[Any], Any], a: dict[str, Any]
+) -> RunResult:
+    """``batch(..., run= / sink= / when= / estimate=)``: a :class:`RunResult` (run_start.py)."""
+    progress = a["progress"]
+
+    def progress_for(result: Any) -> Progress | None:  # a RunResult: the view needs len() and cancel()
+        return _pick_progress(progress, result)
+
+    return start_run(
+        template,
+        items,
+        make_prompt=make_prompt,
+        client=a["client"] if a["client"] is not None else Client(),
+        concurrency=a["concurrency"],
+        model=a["model"],
+        system=a["system"],
+        cache=a["cache"],
+        params=a["params"],
+        run=a["run"],
+        sink=a["sink"],
+        when=a["when"],
+        finish=a["finish"],
+        estimate=a["estimate"],
+        progress_for=progress_for,
+    )
 
 
 # For compare.py, which builds its (item, variant) pairs the way batch builds its items.

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CacheError
-from .private_file import ensure_private
+from .private_db import connect_private
 from .response import Response, ResponseWriter
 from .types import AnswerDelta, ReasoningDelta, ToolCallDelta, Usage, UsageEvent
 
@@ -187,22 +187,7 @@ class ResponseCache:
     def _conn(self) -> sqlite3.Connection:
         # Called with self._lock held.
         if self._db is None:
-            ensure_private(self.path)
-            db = sqlite3.connect(
-                self.path,
-                timeout=_BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,  # autocommit; writes use explicit BEGIN IMMEDIATE
-                check_same_thread=False,  # used from worker threads, always under self._lock
-            )
-            try:
-                db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-                db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = NORMAL")
-                db.executescript(_SCHEMA)
-            except BaseException:
-                db.close()
-                raise
-            self._db = db
+            self._db = connect_private(self.path, _SCHEMA, _BUSY_TIMEOUT_MS)
         return self._db
 
     # ----------------------------------------------------------------- lookups

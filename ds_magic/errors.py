@@ -21,7 +21,8 @@
      ├─ CacheError (path)                the response cache folder or file is not safe or not usable
      ├─ DialectError                     a DeepSeek-only feature asked of a server of another dialect
      ├─ StructuredOutputError (problem)  an answer that is not valid against its schema, even after the retry
-     └─ ToolError                        a function that cannot be a tool (tools.py), found at registration
+     ├─ ToolError                        a function that cannot be a tool (tools.py), found at registration
+     └─ RunError (run)                   a persisted run cannot be used as asked (run_store.py)
 
 Every message is one line that says what to do next. The API key never appears in any of
 them, nor in any attribute that holds server text or a server body: :func:`redact` scrubs the
@@ -33,11 +34,11 @@ would leave part of an odd-shaped key behind).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 from typing import Any
+
+# Re-exported: the error tree and its scrubbing are one public surface (ds_magic.errors.redact).
+from .scrub import MIN_SECRET_CHARS, redact, redact_json, scrubbing
 
 __all__ = [
     "json_kind",
@@ -61,73 +62,13 @@ __all__ = [
     "EventTooLargeError",
     "CacheError",
     "StructuredOutputError",
+    "RunError",
     "MIN_SECRET_CHARS",
     "redact",
     "redact_json",
     "scrubbing",
     "with_partial",
 ]
-
-# DeepSeek keys look like "sk-" + 32 hex; be generous so that other bearer-like secrets are caught too.
-_KEY_RE = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.]{8,})")
-
-
-# A configured key shorter than this is not a real key; replacing it everywhere would garble
-# every message ("x" in "Unexpected") while hiding nothing.
-MIN_SECRET_CHARS = 8
-
-
-# The exact secrets of the request being run (the configured key): per thread and per asyncio
-# task, so each request scrubs its own key and no other request sees it.
-_secrets: ContextVar[tuple[str, ...]] = ContextVar("ds_magic_secrets", default=())
-
-
-@contextmanager
-def scrubbing(*secrets: str | None) -> Iterator[None]:
-    """Inside this block (this thread, or this asyncio task), :func:`redact`, and so every error
-    made, also removes these exact values: the configured API key, whatever its shape."""
-    token = _secrets.set(tuple(s for s in secrets if s and len(s) >= MIN_SECRET_CHARS))
-    try:
-        yield
-    finally:
-        _secrets.reset(token)
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """Remove API keys from ``text``: the given secrets and those of :func:`scrubbing` first, then
-    anything shaped like a key."""
-    for s in (*secrets, *_secrets.get()):
-        if s and len(s) >= MIN_SECRET_CHARS:
-            text = text.replace(s, "****")
-    return _KEY_RE.sub("****", text)
-
-
-def redact_json(value: Any, *secrets: str | None) -> Any:
-    """:func:`redact` on every string (keys included) of a parsed JSON value, in place where it can.
-
-    Iterative, so that a body nested as deep as the JSON decoder allows cannot raise RecursionError.
-    """
-    if isinstance(value, str):
-        return redact(value, *secrets)
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            for i, v in enumerate(node):
-                if isinstance(v, str):
-                    node[i] = redact(v, *secrets)
-                elif isinstance(v, (list, dict)):
-                    stack.append(v)
-        elif isinstance(node, dict):
-            items = list(node.items())
-            node.clear()
-            for k, v in items:
-                if isinstance(v, str):
-                    v = redact(v, *secrets)
-                elif isinstance(v, (list, dict)):
-                    stack.append(v)
-                node[redact(k, *secrets) if isinstance(k, str) else k] = v
-    return value
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -398,3 +339,12 @@ class StructuredOutputError(DeepSeekError):
 class ToolError(DeepSeekError):
     """A function that cannot be a tool (tools.py): a parameter with no JSON schema, a bad or repeated
     name, too many tools. Raised at registration; the message names the function and parameter."""
+
+
+class RunError(DeepSeekError):
+    """A persisted run (``batch(..., run=NAME)``) cannot be used as asked: other settings under the
+    same name, unknown name, a damaged run file. ``run`` is the run's name."""
+
+    def __init__(self, message: str, hint: str | None, run: str) -> None:
+        self.run = run
+        super().__init__(message, hint)

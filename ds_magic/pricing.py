@@ -37,6 +37,12 @@ __all__ = [
     "estimate_cost",
     "set_prices",
     "get_prices",
+    "PeakHours",
+    "PEAK_HOURS",
+    "peak_hours_at",
+    "get_peak_hours",
+    "set_peak_hours",
+    "price_entry",
 ]
 
 PRICES_AS_OF = "2026-11-15"
@@ -47,10 +53,32 @@ PRICES_SOURCE = "https://api-docs.deepseek.com/quick_start/pricing"
 PEAK_PRICING_SINCE = datetime(2026, 8, 16, 16, 0, tzinfo=timezone.utc)
 """Start of peak/off-peak billing (00:00 Beijing time, 2026-08-17)."""
 
-# Peak windows in UTC, Monday–Friday: [start, end) in minutes after midnight.
+
+@dataclass(frozen=True)
+class PeakHours:
+    """DeepSeek's peak windows from ``effective_from`` (UTC) until the next entry of ``PEAK_HOURS``.
+
+    On each of ``weekdays`` (0 = Monday, in UTC), every ``[start, end)`` of ``windows`` (minutes
+    after midnight UTC) is peak; all other times are off-peak. Data, not code: a change in
+    DeepSeek's rules is a new entry here (offpeak.py reads the windows from this table).
+    """
+
+    effective_from: datetime
+    weekdays: tuple[int, ...]
+    windows: tuple[tuple[int, int], ...]
+    note: str = ""
+
+
 # 01:00–04:00 and 06:00–10:00 UTC are 09:00–12:00 and 14:00–18:00 Beijing time, so the weekday
 # is the same in both zones (deepseek-api.md §5.1).
-_PEAK_WINDOWS = ((1 * 60, 4 * 60), (6 * 60, 10 * 60))
+PEAK_HOURS: tuple[PeakHours, ...] = (
+    PeakHours(
+        PEAK_PRICING_SINCE,
+        weekdays=(0, 1, 2, 3, 4),
+        windows=((1 * 60, 4 * 60), (6 * 60, 10 * 60)),
+        note="09:00–12:00 and 14:00–18:00 Beijing time, Monday–Friday (deepseek-api.md §5.1)",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -200,17 +228,42 @@ def _as_utc(when: datetime) -> datetime:
 
 
 def is_peak(when: datetime) -> bool:
-    """True inside DeepSeek's peak windows: 01:00–04:00 and 06:00–10:00 UTC, Monday–Friday.
+    """True inside DeepSeek's peak windows (``PEAK_HOURS``): 01:00–04:00 and 06:00–10:00 UTC, Mon–Fri.
 
     Before 2026-08-16 16:00 UTC there was no peak pricing, so this is False. Simplifications: the
     zh-cn page also exempts Chinese public holidays, and weekends were only fully off-peak from
     2026-08-23; neither is modelled. Naive datetimes are taken as UTC.
     """
     t = _as_utc(when)
-    if t < PEAK_PRICING_SINCE or t.weekday() >= 5:
+    hours = peak_hours_at(t)
+    if hours is None or t.weekday() not in hours.weekdays:
         return False
     minute = t.hour * 60 + t.minute
-    return any(start <= minute < end for start, end in _PEAK_WINDOWS)
+    return any(start <= minute < end for start, end in hours.windows)
+
+
+_peak_hours: tuple[PeakHours, ...] = PEAK_HOURS
+
+
+def set_peak_hours(hours: Sequence[PeakHours] | None) -> None:
+    """Replace the peak windows for this process (a change in DeepSeek's rules); None restores them."""
+    global _peak_hours
+    _peak_hours = PEAK_HOURS if hours is None else tuple(sorted(hours, key=lambda e: e.effective_from))
+
+
+def get_peak_hours() -> tuple[PeakHours, ...]:
+    """The peak windows in use: ``PEAK_HOURS`` unless :func:`set_peak_hours` replaced them."""
+    return _peak_hours
+
+
+def peak_hours_at(when: datetime) -> PeakHours | None:
+    """The peak-hours entry in effect at ``when``; None before peak pricing began."""
+    t = _as_utc(when)
+    current: PeakHours | None = None
+    for entry in _peak_hours:
+        if entry.effective_from <= t:
+            current = entry
+    return current
 
 
 def _flat_entries(model: str, spec: Mapping[str, float]) -> tuple[PriceEntry, ...]:
@@ -262,6 +315,14 @@ def _entry_at(entries: Sequence[PriceEntry], when: datetime) -> PriceEntry | Non
         if entry.effective_from <= when:
             current = entry
     return current
+
+
+def price_entry(model: str, when: datetime | None = None) -> PriceEntry | None:
+    """The price entry of ``model`` in effect at ``when`` (default: now), from the current table."""
+    entries = get_prices().get(model)
+    if not entries:
+        return None
+    return _entry_at(entries, _as_utc(when) if when is not None else datetime.now(timezone.utc))
 
 
 def estimate_cost(

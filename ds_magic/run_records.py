@@ -75,6 +75,9 @@ class RunRecord:
     error_type: str | None
     #: Times a dropped stream was resumed by prefix completion.
     resumes: int = 0
+    #: The price window the request started in, "peak" or "off-peak" (offpeak.py); None for a
+    #: model without the split, or when the cost is unknown.
+    window: str | None = None
 
     @property
     def usage(self) -> Usage:
@@ -117,6 +120,7 @@ class RunRecord:
             cached=resp.cached,
             error_type=type(resp.error).__name__ if resp.error is not None else None,
             resumes=resp.resumes,
+            window=None if cost is None or cost.peak is None else ("peak" if cost.peak else "off-peak"),
         )
 
     def repriced(self, prices: PricesArg) -> RunRecord:
