@@ -9,7 +9,6 @@ publishes on iopub, against the offline server on 127.0.0.1.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -164,13 +163,13 @@ def test_cancel_click_stops_the_stream_and_keeps_the_partial_answer(srv, k):
     srv.enqueue(Script(text="word " * 800, reasoning="", tokens_per_second=50))
     name, wid, _ = open_chat(k)
     send(k, wid, "long answer please")
-    wait_state(k, wid, lambda s: "word" in s["live_html"])
+    wait_state(k, wid, lambda s: "word word" in s["live_html"])  # the partial answer is on screen
     k.wait_for(lambda: srv.active == 1, 10)
-    time.sleep(0.3)
-    t0 = time.monotonic()
     event(k, wid, "cancel")
     d = srv.wait_for_disconnect(5)
-    assert d is not None and d.time - t0 < 0.5  # the HTTP stream is closed, so billing stops
+    # The HTTP stream is closed while most of the 801 words were still to come, so billing stops
+    # (how fast: benchmarks/cancel_latency.py).
+    assert d is not None and d.chunks_sent < 400 and d.request_index not in srv.completed, d
     st = wait_state(k, wid, lambda s: not s["busy"] and len(s["entries"]) == 2)
     answer = st["entries"][1]
     assert answer["status"] == "cancelled" and "word word" in answer["html"]
