@@ -419,7 +419,7 @@ def test_client_cancel_during_the_retry_wait(srv):
 
     async def long_sleep(seconds: float) -> None:
         gate.set()
-        await asyncio.sleep(60)
+        await asyncio.sleep(60)  # the scenario: a retry wait that outlasts the test, not a wait
 
     srv.enqueue(Script(status=503), Script(text="never sent"))
     client = Client(api_key=KEY, base_url=srv.url, retry=RetryPolicy(sleep=long_sleep))
