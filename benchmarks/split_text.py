@@ -1,7 +1,7 @@
 """split_text on a large document: is it linear? (moved here from a timed assertion in tests/test_batch.py)
 
 The text is 500 paragraphs of 40 sentences (about 0.4 MB); it is split into 500-token pieces. Peer in
-the same run: ``str.split`` into words plus a join per piece, the least any splitter must do.
+the same run: a naive word splitter (``str.split`` into words, a join per 300 words).
 The former test allowed 2 s; the figure to watch is the ratio, and how it grows when the text doubles
 (linear: about ×2).
 
