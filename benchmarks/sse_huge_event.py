@@ -10,18 +10,14 @@ stays flat as the size doubles; quadratic: it doubles with it. The former test a
 
 from __future__ import annotations
 
-import time
+import timeit
 
 from ds_magic.sse import SSEDecoder
 
 
-def best(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+def best(fn) -> float:
+    """The best of three single runs (timeit: the least disturbed by the rest of the machine)."""
+    return min(timeit.repeat(fn, number=1, repeat=3))
 
 
 def decode(chunks: list[bytes]) -> None:
