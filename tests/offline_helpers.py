@@ -17,7 +17,7 @@ class Sleeps:
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(0.001)  # a token pause so the retry still yields; waits for nothing
 
 
 def wait_until(cond: Callable[[], object], seconds: float) -> bool:
@@ -26,5 +26,5 @@ def wait_until(cond: Callable[[], object], seconds: float) -> bool:
     while time.monotonic() < deadline:
         if cond():
             return True
-        time.sleep(0.002)
+        time.sleep(0.002)  # the poll interval of this condition wait (the hang guard is ``seconds``)
     return bool(cond())

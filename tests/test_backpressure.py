@@ -37,7 +37,7 @@ def test_slow_reader_and_slow_listener_never_hold_back_the_socket(srv):
         def slow_listener(ev) -> None:
             if ev.kind == "answer":
                 heard.append(ev.text)
-            time.sleep(PAUSE)
+            time.sleep(PAUSE)  # the scenario: a slow listener, not a wait
 
         resp.add_listener(slow_listener)
         read: list[str] = []
@@ -46,7 +46,7 @@ def test_slow_reader_and_slow_listener_never_hold_back_the_socket(srv):
             for ev in resp:
                 if ev.kind == "answer":
                     read.append(ev.text)
-                time.sleep(PAUSE)
+                time.sleep(PAUSE)  # the scenario: a slow reader, not a wait
 
         th = threading.Thread(target=slow_reader)
         th.start()

@@ -13,11 +13,10 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 
 import pytest
-from offline_helpers import KEY, Sleeps
+from offline_helpers import KEY, Sleeps, wait_until
 
 import ds_magic
 from ds_magic import Client, ResponseCache, RetryPolicy, split_text
@@ -136,28 +135,22 @@ def test_cancel_mid_batch_keeps_finished_results_and_closes_streams(srv):
     result = ds_magic.batch(
         [f"p{i}" for i in range(6)], client=make_client(srv), concurrency=2, progress=False
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        p = result.progress
-        if p.done == 2 and p.running == 2 and srv.active == 2:
-            break
-        time.sleep(0.01)
-    time.sleep(0.1)  # let the two slow ones stream a little
-    t_cancel = time.monotonic()
+    assert wait_until(lambda: (p := result.progress).done == 2 and p.running == 2 and srv.active == 2, 10)
+    # The two slow ones have streamed a little (their partial answers must be kept); indexing the
+    # result would wait for the end, so watch the in-flight token count.
+    quick = result.progress.tokens
+    assert wait_until(lambda: result.progress.tokens >= quick + 10, 10)
     result.cancel()
-    result.wait(5)
-    assert time.monotonic() - t_cancel < 1.0
+    result.wait(5)  # TimeoutError if the cancel did not end it: uncancelled, the streams take 8 s
     statuses = [r.status for r in result]
     assert statuses[:2] == ["ok", "ok"]
     assert [r.text for r in result][:2] == ["quick one", "quick two"]
     assert statuses[2:] == ["cancelled"] * 4
     assert result[2].text_so_far.startswith("word")  # the partial answers are kept
-    d = srv.wait_for_disconnect(2)
-    assert d is not None and d.time - t_cancel < 0.5
-    deadline = time.monotonic() + 2
-    while srv.active and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert srv.active == 0
+    gone = [srv.wait_for_disconnect(2) for _ in range(2)]
+    # Both streams were closed with most of their 401 events unsent (latency: benchmarks/cancel_latency.py).
+    assert all(d is not None and d.chunks_sent < 200 for d in gone), gone
+    assert wait_until(lambda: srv.active == 0, 5)
     assert len(srv.requests) == 4  # the last two were never sent
     assert result.progress.cancelled == 4 and result.done
 
@@ -442,9 +435,7 @@ def test_split_text_edges():
     with pytest.raises(TypeError):
         split_text(None)  # type: ignore[arg-type]
     big = ("Sentence number one. " * 40 + "\n\n") * 500
-    t0 = time.perf_counter()
-    assert len(split_text(big, max_tokens=500)) > 10
-    assert time.perf_counter() - t0 < 2.0
+    assert len(split_text(big, max_tokens=500)) > 10  # its speed: benchmarks/split_text.py
 
 
 # --------------------------------------------------------------------- in a real kernel
@@ -456,8 +447,9 @@ def test_in_a_kernel_the_progress_is_a_widget_whose_cancel_works(kernel):
         "srv.enqueue(*[Script(text='word ' * 400, reasoning='', tokens_per_second=50)] * 2)\n"
         f"client = ds_magic.Client(api_key={KEY!r}, base_url=srv.url)\n"
         "result = ds_magic.batch(['a', 'b', 'c'], client=client, concurrency=2)\n"
+        "print(result.done)\n"
     ).raise_for_error()
-    assert r.duration < 5  # batch() returned at once; the kernel is idle while it runs
+    assert r.stdout.strip() == "False"  # batch() returned while its 8 s streams run; the kernel is idle
     [button] = kernel.find_widgets("ButtonModel", description="Cancel")
     assert kernel.find_widgets("IntProgressModel")
     kernel.wait_idle(kernel.click(button), timeout=10)  # the click reaches on_click: the kernel is idle

@@ -24,7 +24,7 @@ KEY2 = "sk-other9876543210fedcba9876543210"
 
 
 async def _no_wait(seconds: float) -> None:
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the injected retry sleep: yields, waits for nothing
 
 
 @pytest.fixture

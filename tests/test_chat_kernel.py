@@ -9,7 +9,6 @@ publishes on iopub, against the offline server on 127.0.0.1.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -87,8 +86,7 @@ def test_type_send_stream_and_share_history_with_cells(srv, k):
             tokens_per_second=80,
         )
     )
-    name, wid, res = open_chat(k)
-    assert res.duration < 5  # background mode: the cell returns while nothing is streaming yet
+    name, wid, res = open_chat(k)  # background mode: the cell returns (open_chat's timeout is the guard)
     display = res.displays()[0]["content"]
     assert set(display["data"]) >= {WIDGET_MIME, "text/html", "text/plain"}
     assert display["transient"]["display_id"].startswith("ds-chat-")
@@ -148,7 +146,7 @@ def test_history_shown_on_open_and_line_magic(srv, k):
     srv.enqueue(Script(text="earlier *answer*", reasoning=""))
     assert k.run(f"%%deepseek -c {name}\nearlier question", timeout=30).status == "ok"
     res = k.run(f"%deepseek chat {name}", timeout=20)
-    assert res.status == "ok" and res.duration < 5
+    assert res.status == "ok"
     wid = k.wait_for_widget(lambda s: s.get("title") == name, model_name="AnyModel")
     st = state(k, wid)
     assert roles(st) == ["user", "assistant"]
@@ -164,13 +162,13 @@ def test_cancel_click_stops_the_stream_and_keeps_the_partial_answer(srv, k):
     srv.enqueue(Script(text="word " * 800, reasoning="", tokens_per_second=50))
     name, wid, _ = open_chat(k)
     send(k, wid, "long answer please")
-    wait_state(k, wid, lambda s: "word" in s["live_html"])
+    wait_state(k, wid, lambda s: "word word" in s["live_html"])  # the partial answer is on screen
     k.wait_for(lambda: srv.active == 1, 10)
-    time.sleep(0.3)
-    t0 = time.monotonic()
     event(k, wid, "cancel")
     d = srv.wait_for_disconnect(5)
-    assert d is not None and d.time - t0 < 0.5  # the HTTP stream is closed, so billing stops
+    # The HTTP stream is closed while most of the 801 words were still to come, so billing stops
+    # (how fast: benchmarks/cancel_latency.py).
+    assert d is not None and d.chunks_sent < 400 and d.request_index not in srv.completed, d
     st = wait_state(k, wid, lambda s: not s["busy"] and len(s["entries"]) == 2)
     answer = st["entries"][1]
     assert answer["status"] == "cancelled" and "word word" in answer["html"]

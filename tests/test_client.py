@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 from offline_helpers import KEY, Sleeps, wait_until
@@ -294,14 +293,15 @@ def test_utf8_split_across_writes(srv):
 def test_first_token_deadline_ignores_keepalives(srv):
     srv.enqueue(Script(text="late", ttft=10, keepalives=40, keepalive_interval=0.05))
     client = make_client(srv, timeout=Timeout(first_token=0.5), max_retries=0)
-    t0 = time.monotonic()
     resp = client.chat("x")
     with pytest.raises(APITimeoutError) as info:
-        resp.wait()
+        resp.wait(5)
+    # The 0.5 s first-token deadline fired although keep-alives kept coming: had they reset it, the
+    # answer would have arrived after the 10 s ttft and no error would be raised.
     assert info.value.kind == "first_token"
-    assert time.monotonic() - t0 < 3
     assert "queued" in resp.status_message
-    assert srv.wait_for_disconnect(2) is not None
+    d = srv.wait_for_disconnect(2)
+    assert d is not None and d.chunks_sent == 0
 
 
 def test_idle_deadline_fires_on_stall_with_keepalives_and_keeps_partial(srv):
@@ -339,13 +339,13 @@ def test_cancel_mid_stream_closes_socket_fast_and_keeps_partial(srv):
     for ev in resp:
         if isinstance(ev, AnswerDelta) and len(resp.text_so_far) > 20:
             break
-    t_cancel = time.monotonic()
     resp.cancel()
     resp.cancel()  # idempotent
-    resp.wait()
+    resp.wait(5)
     assert resp.status == "cancelled"
     d = srv.wait_for_disconnect(2)
-    assert d is not None and d.time - t_cancel < 0.25
+    # Closed with most of the 401 events unsent (8 s at 50/s); latency: benchmarks/cancel_latency.py.
+    assert d is not None and d.chunks_sent < 200 and d.request_index not in srv.completed, d
     assert resp.text_so_far.startswith("word word")
     n = len(resp.text_so_far)
     assert wait_until(lambda: get_engine().active_tasks == 0, 5)  # the request task has ended

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from kernel_harness import KernelSession
+from live_helpers import shown
 
 from ds_magic.testing import OfflineServer, Script
 
@@ -63,14 +63,14 @@ def test_pip_install_loads_extension_in_every_kernel(fresh_env, srv):
             lambda: [s for s in k.widgets().values() if "interrupt" in str(s.get("hint", ""))], 10
         )
         assert "■" in hint[0]["hint"]  # the live view's hint next to its Cancel
-        time.sleep(0.5)
-        t0 = time.monotonic()
+        k.wait_for(lambda: shown(k, "word word"), 10, what="the first words in the live view")
         k.interrupt()
         d = srv.wait_for_disconnect(5)
-        assert d is not None and d.time - t0 < 0.5
+        # ■ closed the stream with most of its 801 words still to come (latency:
+        # benchmarks/cancel_latency.py).
+        assert d is not None and d.chunks_sent < 400 and d.request_index not in srv.completed, d
         assert k.result(mid, 15).status == "error"
-        time.sleep(0.3)
-        assert "cancelled" in k.run("%deepseek history", timeout=15).stdout
+        k.wait_for(lambda: "cancelled" in k.run("%deepseek history", timeout=15).stdout, 15, what="history")
 
 
 def test_terminal_ipython_prints_as_it_streams(srv, tmp_path):

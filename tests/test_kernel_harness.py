@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -51,6 +50,7 @@ def test_exception_gives_error_status(shared: KernelSession) -> None:
 
 
 def test_queued_requests_all_reply_in_order(shared: KernelSession) -> None:
+    # The sleeps are the scenario (cells that take a moment, so they queue), not waits.
     ids = [shared.execute(f"import time; time.sleep(0.02); print({i})") for i in range(5)]
     results = [shared.result(mid, timeout=10) for mid in ids]
     assert [r.status for r in results] == ["ok"] * 5
@@ -63,7 +63,7 @@ def test_queued_requests_all_reply_in_order(shared: KernelSession) -> None:
 
 
 def test_error_aborts_the_queued_requests(shared: KernelSession) -> None:
-    failing = shared.execute("import time; time.sleep(0.1); 1 / 0")
+    failing = shared.execute("import time; time.sleep(0.1); 1 / 0")  # the sleep: the scenario, a slow cell
     queued = shared.execute("print('never')")
     assert shared.result(failing, 10).error.ename == "ZeroDivisionError"  # type: ignore[union-attr]
     aborted = shared.result(queued, 10)
@@ -137,22 +137,20 @@ def test_subshell_runs_code_on_its_own_thread(shared: KernelSession) -> None:
 
 
 def test_interrupt_stops_a_sleeping_cell_quickly(kernel: KernelSession) -> None:
+    # The 10 s sleep is the scenario (a long cell), not a wait.
     mid = kernel.execute("import time\nprint('sleeping', flush=True)\ntime.sleep(10)")
     kernel.wait_stdout(mid, "sleeping", timeout=10)
-    sent = time.monotonic()
     kernel.interrupt()
-    r = kernel.result(mid, timeout=5)
-    assert r.replied_at - sent < 3
+    r = kernel.result(mid, timeout=5)  # inside the 10 s: the interrupt ended the cell
     assert r.status == "error"
     assert r.error is not None and r.error.ename == "KeyboardInterrupt"
     assert kernel.run("'still alive'").result_text == "'still alive'"
 
 
 def test_a_slow_cell_times_out_instead_of_hanging(kernel: KernelSession) -> None:
-    start = time.monotonic()
+    # The 10 s sleep is the scenario; had the 0.5 s timeout not fired, the cell would end "ok".
     with pytest.raises(KernelTimeoutError, match="timed out after 0.5 s") as info:
         kernel.run("import time\ntime.sleep(10)", timeout=0.5)
-    assert time.monotonic() - start < 2
     assert "execute_input" in str(info.value)  # the message says what the kernel last did
     [busy] = kernel.iopub_messages(msg_type="execute_input", since=0)[-1:]
     kernel.interrupt()
@@ -160,10 +158,9 @@ def test_a_slow_cell_times_out_instead_of_hanging(kernel: KernelSession) -> None
 
 
 def test_dead_kernel_fails_fast_and_cleans_up(kernel: KernelSession) -> None:
-    start = time.monotonic()
+    # Fast: a KernelDiedError, not the KernelTimeoutError the 30 s wait would end in.
     with pytest.raises(KernelDiedError, match="not running"):
         kernel.run("import os; os._exit(3)", timeout=30)
-    assert time.monotonic() - start < 5
     tmp = kernel._tmp
     assert tmp is not None and tmp.exists()
     kernel.close()
@@ -194,7 +191,6 @@ def test_broken_interpreter_fails_fast(kernel_factory: Callable[..., KernelSessi
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\necho 'no ipykernel here' >&2\nexit 3\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    start = time.monotonic()
+    # Fast: a KernelDiedError with the interpreter's stderr, not a 30 s startup timeout.
     with pytest.raises(KernelDiedError, match="no ipykernel here"):
         kernel_factory(python=str(fake), startup_timeout=30)
-    assert time.monotonic() - start < 5

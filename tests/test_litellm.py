@@ -186,7 +186,7 @@ class Relay:
             events = 0
             while data := await ureader.read(1024 if self.paced else 65536):
                 if self.paced:
-                    await asyncio.sleep(0.005)
+                    await asyncio.sleep(0.005)  # the scenario: a proxy that paces, not a wait
                 if b"data: [DONE]" in data:
                     state["open_reply"] = False
                 if self.cut_after is not None:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
-from live_helpers import cancel, open_live_views
+from live_helpers import cancel, open_live_views, shown
 from offline_helpers import KEY
 
 from ds_magic.testing import Script
@@ -23,6 +22,23 @@ def k(module_kernel):
 def fresh(srv, k):
     srv.reset()
     k.run("%deepseek reset", timeout=10)
+
+
+#: "word " * 800 is 801 data events; at 50 tok/s that is 16 s of stream if nothing stops it.
+LONG_EVENTS = 801
+
+
+def assert_closed_mid_stream(srv, d) -> None:
+    """The client closed the HTTP stream while the server still had most of the answer to send.
+
+    What a cancel promises (billing stops); how fast it does is benchmarks/cancel_latency.py's figure.
+    """
+    assert d is not None, "the server never saw the stream closed"
+    assert d.chunks_sent < LONG_EVENTS // 2 and d.request_index not in srv.completed, d
+
+
+def history(k) -> str:
+    return str(k.run("%deepseek history", timeout=10).stdout)
 
 
 def published_text(k, since: int) -> str:
@@ -72,11 +88,9 @@ def test_cancel_click_closes_stream_keeps_partial_and_cell_is_ok(srv, k):
     mid = k.execute("%%deepseek\nlong answer please")
     views = k.wait_for(lambda: open_live_views(k), 10)
     k.wait_for(lambda: srv.requests and srv.active == 1, 10)
-    time.sleep(0.5)
-    t0 = time.monotonic()
+    k.wait_for(lambda: shown(k, "word word"), 10, what="the first words in the live view")
     cancel(k, views[-1])  # the custom message the view's ■ Cancel button sends
-    d = srv.wait_for_disconnect(5)
-    assert d is not None and d.time - t0 < 0.25
+    assert_closed_mid_stream(srv, srv.wait_for_disconnect(5))
     res = k.result(mid, 10)
     assert res.status == "ok"
     hist = k.run("%deepseek history", timeout=10).stdout
@@ -89,15 +103,12 @@ def test_interrupt_stops_stream_and_aborts_queue(srv, k):
     srv.enqueue(Script(text="word " * 800, reasoning="", tokens_per_second=50))
     mid = k.execute("%%deepseek\nlong answer please")
     k.wait_for(lambda: srv.active == 1, 10)
-    time.sleep(0.5)
-    t0 = time.monotonic()
+    k.wait_for(lambda: shown(k, "word word"), 10, what="the first words in the live view")
     k.interrupt()
-    d = srv.wait_for_disconnect(5)
-    assert d is not None and d.time - t0 < 0.5
+    assert_closed_mid_stream(srv, srv.wait_for_disconnect(5))
     res = k.result(mid, 10)
     assert res.status == "error"
-    time.sleep(0.3)
-    assert "cancelled" in k.run("%deepseek history", timeout=10).stdout
+    k.wait_for(lambda: "cancelled" in history(k), 10, what="the cancelled turn in %deepseek history")
 
 
 def test_run_all_order_next_cell_sees_complete_answer(srv, k):
@@ -212,12 +223,19 @@ def test_no_leaked_comms_or_tasks_after_many_cells(srv, k):
         srv.enqueue(Script(text="short", reasoning=""))
     for _ in range(50):
         assert k.run("%%deepseek --no-history\nhi", timeout=30).status == "ok"
-    out = k.run(
-        "import threading, time\nfrom ds_magic.engine import get_engine\nfrom ipywidgets import Widget\n"
-        "time.sleep(0.3)\nprint(get_engine().active_tasks, len(Widget.widgets), threading.active_count())",
-        timeout=10,
+    probe = (
+        "import threading\nfrom ds_magic.engine import get_engine\nfrom ipywidgets import Widget\n"
+        "print(get_engine().active_tasks, len(Widget.widgets), threading.active_count())"
     )
-    tasks, widgets, threads = map(int, out.stdout.split())
+
+    def counts() -> list[int]:
+        return list(map(int, k.run(probe, timeout=10).stdout.split()))
+
+    # The last cell's tasks and views wind down just after it ends: wait for that, not a fixed time.
+    # A leak never gets there and fails on the hang guard.
+    tasks, widgets, threads = k.wait_for(
+        lambda: (c := counts())[0] == 0 and c[1] < 10 and c, 10, what="no engine tasks, < 10 widgets"
+    )
     assert tasks == 0
     assert widgets < 10  # every live view closed its widgets
     assert threads < 15
@@ -229,8 +247,8 @@ def test_background_mode_returns_at_once_and_cancel_all(srv, k):
     assert r.status == "ok"
     k.wait_for(lambda: srv.active == 1, 10)
     k.run("%deepseek cancel-all", timeout=10)
-    assert srv.wait_for_disconnect(5) is not None
-    assert "cancelled" in k.run("import time; time.sleep(0.3); print(bg.status)", timeout=10).stdout
+    assert_closed_mid_stream(srv, srv.wait_for_disconnect(5))
+    assert "cancelled" in k.run("bg.join(10); print(bg.status)", timeout=15).stdout
 
 
 def test_unload_removes_everything(k):
@@ -248,7 +266,8 @@ def test_unload_removes_everything(k):
 def test_timing_is_right_while_another_cell_blocks_the_main_thread(srv, k):
     srv.enqueue(Script(text="word " * 60, reasoning="", ttft=0.3, tokens_per_second=50))
     assert k.run("%%deepseek --bg -o timed\nq", timeout=10).status == "ok"
-    k.run("import time; time.sleep(2.0)", timeout=10)  # blocks the kernel's main thread and loop
+    # The scenario, not a wait: a cell that blocks the kernel's main thread and loop for 2 s.
+    k.run("import time; time.sleep(2.0)", timeout=10)
     out = k.run(
         "timed.wait(10); t = timed.timing; print(t.time_to_first_token, t.tokens_per_second)", timeout=15
     )
@@ -302,12 +321,12 @@ def test_interrupt_while_idle_stops_background_stream(srv, k):
     srv.enqueue(Script(text="word " * 800, reasoning="", tokens_per_second=50))
     assert k.run("%%deepseek --bg -o bg2 --no-history\nlong", timeout=10).status == "ok"
     k.wait_for(lambda: srv.active == 1, 10)
-    time.sleep(0.3)  # the kernel is idle now: SIGINT would be ignored without our hook
-    t0 = time.monotonic()
+    # k.run returned after the kernel's idle status, and a cell that ran since has ended too: the
+    # kernel is idle while words arrive, so SIGINT would be ignored without our hook.
+    k.wait_for(lambda: "True" in k.run("print('word' in bg2.text_so_far)").stdout, 10, what="bg2's words")
     k.interrupt()
-    d = srv.wait_for_disconnect(5)
-    assert d is not None and d.time - t0 < 0.5
-    assert "cancelled" in k.run("import time; time.sleep(0.2); print(bg2.status)", timeout=10).stdout
+    assert_closed_mid_stream(srv, srv.wait_for_disconnect(5))
+    assert "cancelled" in k.run("bg2.join(10); print(bg2.status)", timeout=15).stdout
 
 
 def test_dry_run_prints_exactly_the_body_that_is_then_sent(srv, k):

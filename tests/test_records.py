@@ -24,7 +24,7 @@ FLAT = {"deepseek-flash": {"hit": 1.0, "miss": 2.0, "out": 4.0}}  # USD per 1M t
 
 
 async def _no_wait(seconds: float) -> None:
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the injected retry sleep: yields, waits for nothing
 
 
 @pytest.fixture(autouse=True)

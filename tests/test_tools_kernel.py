@@ -60,7 +60,7 @@ def slow() -> None:
     """Slow: runs until interrupted."""
     pathlib.Path({str(marker)!r}).write_text("started")
     while True:
-        time.sleep(0.02)
+        time.sleep(0.02)  # the scenario (a tool that runs until ■), not a wait
 loop = ds_magic.Client().chat("slow", tools=[slow])
 await loop
 print("after:", loop.state, [(c.status, c.note) for c in loop.calls])

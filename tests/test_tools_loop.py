@@ -265,7 +265,7 @@ def test_async_tools_and_approver_with_the_async_driver(srv: OfflineServer, clie
     @ds_magic.tool
     async def fetch(url: str) -> str:
         """Fetch."""
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the scenario: a tool that really awaits (yields once), not a wait
         print("fetched")
         return f"<{url}>"
 
@@ -292,7 +292,7 @@ def test_cancelling_the_awaiting_task_cancels_the_loop(srv: OfflineServer, clien
     async def hang() -> None:
         """Hang."""
         flag.set()
-        await asyncio.sleep(HANG)
+        await asyncio.sleep(HANG)  # the scenario: a tool that hangs until cancelled, not a wait
 
     calls_then_answer(srv, call("hang"))
 

@@ -35,7 +35,7 @@ def slow(seconds: float) -> str:
     '''
     calls.append("slow started")
     for _ in range(int(seconds * 100)):
-        time.sleep(0.01)
+        time.sleep(0.01)  # the scenario (a slow tool), not a wait
     calls.append("slow finished")
     return "done"
 """

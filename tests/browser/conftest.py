@@ -197,7 +197,7 @@ def lab(offline_server: OfflineServer, tmp_path_factory: pytest.TempPathFactory)
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
                 pytest.fail(f"JupyterLab did not start:\n{server.log_tail()}", pytrace=False)
-            time.sleep(0.2)
+            time.sleep(0.2)  # poll interval of this wait (hang guard: the deadline)
     try:
         yield server
     finally:
@@ -265,7 +265,7 @@ class NotebookPage:
             )
             if ready and self.shows_idle():
                 return
-            time.sleep(0.2)
+            time.sleep(0.2)  # poll interval of this wait (hang guard: the deadline)
         raise AssertionError(f"the kernel for {name} never became idle in {timeout} s")
 
     def shows_idle(self) -> bool:
@@ -287,7 +287,7 @@ class NotebookPage:
             for i, src in enumerate(sources):
                 if src.startswith(startswith):
                     return i
-            time.sleep(0.1)
+            time.sleep(0.1)  # poll interval of this wait (hang guard: the deadline)
         raise AssertionError(f"no cell starts with {startswith!r}; sources: {[s[:40] for s in sources]}")
 
     def run(self, index: int) -> None:
@@ -314,7 +314,7 @@ class NotebookPage:
             count = self.execution_count(index)
             if re.fullmatch(r"\[\d+\]:", count):
                 return count
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll interval of this wait (hang guard: the deadline)
         raise AssertionError(
             f"cell {index} did not finish in {timeout} s (prompt {self.execution_count(index)!r})"
         )
@@ -326,7 +326,7 @@ class NotebookPage:
             text = self.output_text(index)
             if needle in text:
                 return text
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll interval of this wait (hang guard: the deadline)
         raise AssertionError(f"{needle!r} never appeared in cell {index}'s output; last: {text[-300:]!r}")
 
     def poll(self, read: Any, ok: Any, timeout: float = 10) -> Any:
@@ -336,7 +336,7 @@ class NotebookPage:
         while not ok(value):
             if time.monotonic() > deadline:
                 raise AssertionError(f"still {value!r} after {timeout} s")
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll interval of this wait (hang guard: the deadline)
             value = read()
         return value
 

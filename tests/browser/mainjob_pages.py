@@ -109,7 +109,7 @@ def scripts_run(tmp_path: Path, **env_extra: str) -> Iterator[Lab]:
             except OSError:
                 assert proc.poll() is None, f"scripts/run exited:\n{lab.log_tail()}"
                 assert time.monotonic() < deadline, f"JupyterLab never answered:\n{lab.log_tail()}"
-                time.sleep(0.3)
+                time.sleep(0.3)  # poll interval of this wait (hang guard: the deadline)
         yield lab
     finally:
         try:
