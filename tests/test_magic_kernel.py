@@ -272,8 +272,11 @@ def test_timing_is_right_while_another_cell_blocks_the_main_thread(srv, k):
         "timed.wait(10); t = timed.timing; print(t.time_to_first_token, t.tokens_per_second)", timeout=15
     )
     ttft, tps = map(float, out.stdout.split())
-    assert 0.25 <= ttft <= 0.6
-    assert 35 <= tps <= 65
+    # Stamped on the engine thread as the events arrive, not when the blocked main thread looks: a
+    # main-thread stamp would read a first token after the 2 s block and 60 tokens at once. The margins
+    # are wide on purpose (a loaded machine delays reads; the server's pacing bounds them below).
+    assert 0.25 <= ttft < 1.5
+    assert 0 < tps < 200
 
 
 def test_cache_flag_replays_without_a_request(srv, k):
