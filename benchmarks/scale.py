@@ -48,6 +48,8 @@ def prompts(mode: str, n: int) -> tuple[list[str], int]:
     """The prompts of one run, and the tokens each answer has."""
     if mode == "paced":
         return [f"tokens=100 tps={TPS:g} ttft=0 #{i}" for i in range(n)], 100
+    if mode == "single":
+        return [f"tokens=2000 tps={TPS:g} ttft=0 #single"], 2000
     if mode == "burst":
         return [f"tokens=2000 tps=0 ttft=0 #{i}" for i in range(n)], 2000
     return [
@@ -148,8 +150,57 @@ async def gather_limited(coros: list[Any], limit: int) -> list[Any]:
     return await asyncio.gather(*(run(c) for c in coros), return_exceptions=True)
 
 
+def single(kind: str, url: str, prompt: str) -> int:
+    """One answer read by a plain ``for`` loop in the caller's thread (sync iteration)."""
+    if kind == "ds":
+        from ds_magic import Client
+
+        client = Client(api_key=KEY, base_url=url, dialect="deepseek", max_retries=0)
+        parts = [ev.text for ev in client.chat(prompt) if ev.kind == "answer"]
+    elif kind == "httpx":
+        import httpx
+        from httpx_sse import connect_sse
+
+        body = {"model": "deepseek-chat", "stream": True, "messages": [{"role": "user", "content": prompt}]}
+        parts = []
+        with (
+            httpx.Client(timeout=None) as http,
+            connect_sse(
+                http, "POST", url + "/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}
+            ) as es,
+        ):
+            for sse in es.iter_sse():
+                if sse.data == "[DONE]":
+                    break
+                choices = json.loads(sse.data)["choices"]
+                if choices and choices[0]["delta"].get("content"):
+                    parts.append(choices[0]["delta"]["content"])
+    else:
+        from openai import OpenAI
+
+        oc = OpenAI(api_key=KEY, base_url=url, max_retries=0)
+        stream = oc.chat.completions.create(
+            model="deepseek-chat", messages=[{"role": "user", "content": prompt}], stream=True
+        )
+        parts = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+    return "".join(parts).count(" ")
+
+
 def worker(kind: str, mode: str, n: int, url: str) -> dict[str, Any]:
     texts, per = prompts(mode, n)
+    if mode == "single":
+        single(kind, url, "tokens=3 tps=0")  # warm: imports, threads, one connection
+        c0, t0 = cpu(), time.perf_counter()
+        got = single(kind, url, texts[0])
+        return {
+            "wall": time.perf_counter() - t0,
+            "cpu": cpu() - c0,
+            "tokens": got,
+            "expected": per,
+            "errors": int(got != per),
+            "first_error": None,
+            "rss_per_stream": 0,
+        }
     limit = BATCH_CONC if mode == "batch" else len(texts)
     if kind == "ds":
         import ds_magic
@@ -261,6 +312,8 @@ def main() -> None:
     ap.add_argument("--streams", default="100,500,1000,2500")
     ap.add_argument("--clients", default=",".join(PEERS))
     ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--single-rounds", type=int, default=2, help="rounds of the one-answer case (0: skip)")
+    ap.add_argument("--only-single", action="store_true")
     ap.add_argument("--timeout", type=float, default=240.0)
     args = ap.parse_args()
     if args.worker:
@@ -273,8 +326,10 @@ def main() -> None:
         cases.append(("batch", BATCH_ITEMS))
     gen, url = start_generator()
     try:
+        if args.single_rounds:
+            single_case(url, peers, args.single_rounds, args.timeout)
         print(f"generator: {url}; client runs alternate, {args.rounds} rounds; 2 shared cores: noisy")
-        for mode, n in cases:
+        for mode, n in [] if args.only_single else cases:
             raw = figures(run_worker("raw", mode, n, url, args.timeout), mode)
             if raw:
                 print(f"  {mode} n={n}: generator ceiling with a trivial reader {raw['ev_s']:,.0f} events/s")
@@ -293,6 +348,41 @@ def main() -> None:
     finally:
         gen.terminate()
         gen.wait()
+
+
+def single_case(url: str, peers: tuple[str, ...], rounds: int, timeout: float) -> None:
+    """One 2,000-token answer at 50 tokens/s, read by a sync loop: the three clients run at the same
+    time (each in its own process; at this pace none is short of CPU), so rounds take 40 s, not 120."""
+    rows: dict[str, list[dict[str, float]]] = {p: [] for p in peers}
+    for _ in range(rounds):
+        procs = {
+            p: subprocess.Popen(
+                [PY, __file__, "--worker", p, "--mode", "single", "--n", "1", "--url", url],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for p in peers
+        }
+        for p, proc in procs.items():
+            out, _ = proc.communicate(timeout=timeout)
+            r = json.loads(out.strip().splitlines()[-1])
+            rows[p].append({"cpu_s": r["cpu"], "ok": float(r["errors"] == 0)})
+    print("\none 2,000-token answer at 50 tokens/s, sync iteration, CPU seconds (the three at once):")
+    print(
+        "  "
+        + "".join(f"{NAMES[p]:>20}" for p in peers)
+        + "".join(f"{'ds ÷ ' + p:>14}" for p in peers if p != "ds")
+    )
+    cells = [med([r["cpu_s"] for r in rows[p]]) for p in peers]
+    ratios = [
+        med([a["cpu_s"] / b["cpu_s"] for a, b in zip(rows["ds"], rows[p], strict=False)])
+        for p in peers
+        if p != "ds"
+    ]
+    print("  " + "".join(f"{c:>20.3f}" for c in cells) + "".join(f"{x:>14.2f}" for x in ratios))
+    if not all(r["ok"] for p in peers for r in rows[p]):
+        print("  ! an answer came back incomplete")
+    sys.stdout.flush()
 
 
 def report(
