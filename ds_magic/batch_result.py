@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .batch_progress import BatchProgress, Progress, format_progress
 from .batch_schedule import Schedule
@@ -25,6 +25,9 @@ from .pricing import cost_of
 from .response import Response
 from .tables import as_table
 from .waitable import Completion
+
+if TYPE_CHECKING:
+    from .batch_shard import ShardedSchedule
 
 __all__ = ["BatchResult", "TABLE_COLUMNS"]
 
@@ -61,12 +64,23 @@ class BatchResult:
         concurrency: int,
         chat_kwargs: dict[str, Any],
         index: Any = None,
+        processes: int = 0,
     ) -> None:
         self.inputs = inputs
         self.prompts = prompts
         self.index = index
         self.max_concurrency = concurrency
-        self._schedule = Schedule(prompts, client=client, concurrency=concurrency, chat_kwargs=chat_kwargs)
+        self._schedule: Schedule | ShardedSchedule
+        if processes:  # the items run in worker processes (batch_shard.py, issue 17)
+            from .batch_shard import ShardedSchedule
+
+            self._schedule = ShardedSchedule(
+                prompts, client=client, concurrency=concurrency, chat_kwargs=chat_kwargs, processes=processes
+            )
+        else:
+            self._schedule = Schedule(
+                prompts, client=client, concurrency=concurrency, chat_kwargs=chat_kwargs
+            )
         self._completion: Completion[BatchResult] = Completion(self, self.cancel)
         self._progress: Progress | None = None
         self._started = False

@@ -23,6 +23,7 @@ from typing import Any
 
 from .batch_progress import Progress, TextProgress
 from .batch_result import BatchResult
+from .batch_shard import choose_processes
 from .client import Client
 from .errors import SecretInPromptError
 from .interpolate import interpolate
@@ -114,6 +115,7 @@ def batch(
     system: str | None = None,
     cache: Any = None,
     progress: bool | str | Progress | None = True,
+    processes: int | str | None = None,
     **params: Any,
 ) -> BatchResult:
     """Run many prompts (or one template over many items) and return a :class:`BatchResult` at once.
@@ -128,6 +130,9 @@ def batch(
     ``progress``: True (the notebook view once the notebook layer is loaded, else a line on stderr
     in a terminal), False, ``"text"``, ``"widget"``, or a callable that gets a
     :class:`BatchProgress` on the engine thread (keep it quick).
+    ``processes``: N (or ``"auto"``) runs the items in N worker processes, each with its own engine
+    and a share of ``concurrency``; the answers come back here, finished, in input order
+    (batch_shard.py). For thousands of streams: one process reads a few tens of thousands of events/s.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -163,8 +168,15 @@ def batch(
     chat_kwargs: dict[str, Any] = {**params, "model": model, "system": system, "allow_secrets": True}
     if cache is not None:
         chat_kwargs["cache"] = cache
+    shards = choose_processes(processes, concurrency, len(prompts))
     result = BatchResult(
-        prompts, inputs, client=client, concurrency=concurrency, chat_kwargs=chat_kwargs, index=index
+        prompts,
+        inputs,
+        client=client,
+        concurrency=concurrency,
+        chat_kwargs=chat_kwargs,
+        index=index,
+        processes=shards,
     )
     result.start(_pick_progress(progress, result))
     return result
