@@ -97,6 +97,6 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 60000;
 server.headersTimeout = 65000;
 server.maxHeadersCount = 0;
-server.listen(port, "127.0.0.1", () => {
+server.listen(port, "127.0.0.1", 4096, () => {
   console.log(JSON.stringify({ port: server.address().port }));
 });

@@ -6,11 +6,11 @@ three alternated (the order rotates each round), so a noisy neighbour hits all t
 table gives per-client medians and the **medians of the paired ratios** (ds_magic ÷ peer within one
 round). The machine is shared (2 cores, other sessions): absolute figures are noisy, the ratios less so.
 
-Figures, per streams count N (100 tokens at 50 tokens/s each, so 2 s of answer per stream):
+Figures, per streams count N (60 tokens at 50 tokens/s each, 1.2 s of answer per stream):
 - paced events/s: tokens received ÷ wall (first request to last answer); the offer is N × 50;
 - CPU µs per event: the client process's user + system CPU ÷ tokens (all its threads);
 - RSS per open stream: (peak RSS during the run − RSS before it) ÷ N;
-- unpaced burst: 100 streams × 2,000 tokens sent as fast as the socket takes them;
+- unpaced burst: 100 streams × 500 tokens sent as fast as the socket takes them;
 - batch: 2,000 prompts, concurrency 500, 300 ms to the first token, 25 tokens at 50 tokens/s:
   wall ÷ ideal, ideal = ceil(2000 / 500) × (0.3 + 24 / 50) s.
 First a trivial reader (raw asyncio sockets, counts ``data:`` lines) measures the generator's own
@@ -41,17 +41,23 @@ PY = sys.executable
 PEERS = ("ds", "httpx", "openai")
 NAMES = {"ds": "ds_magic", "httpx": "httpx + httpx-sse", "openai": "openai SDK", "raw": "trivial reader"}
 BATCH_ITEMS, BATCH_CONC, BATCH_TTFT, BATCH_TOKENS, TPS = 2000, 500, 0.3, 25, 50.0
+# Tokens per paced stream (at 50 tokens/s: 1.2 s of answer) and per burst stream.
+PACED_TOKENS, BURST_TOKENS = 60, 500
+# The sharded batch: unpaced answers, so the client's CPU is the limit and more cores should help.
+SHARD_ITEMS, SHARD_TOKENS, SHARD_CONC = 600, 400, 300
 
 
 # ------------------------------------------------------------------ the workers (one per process)
 def prompts(mode: str, n: int) -> tuple[list[str], int]:
     """The prompts of one run, and the tokens each answer has."""
     if mode == "paced":
-        return [f"tokens=100 tps={TPS:g} ttft=0 #{i}" for i in range(n)], 100
+        return [f"tokens={PACED_TOKENS} tps={TPS:g} ttft=0 #{i}" for i in range(n)], PACED_TOKENS
     if mode == "single":
         return [f"tokens=2000 tps={TPS:g} ttft=0 #single"], 2000
+    if mode == "shard":
+        return [f"tokens={SHARD_TOKENS} tps=0 ttft=0 #{i}" for i in range(SHARD_ITEMS)], SHARD_TOKENS
     if mode == "burst":
-        return [f"tokens=2000 tps=0 ttft=0 #{i}" for i in range(n)], 2000
+        return [f"tokens={BURST_TOKENS} tps=0 ttft=0 #{i}" for i in range(n)], BURST_TOKENS
     return [
         f"tokens={BATCH_TOKENS} tps={TPS:g} ttft={BATCH_TTFT} #{i}" for i in range(BATCH_ITEMS)
     ], BATCH_TOKENS
@@ -210,8 +216,11 @@ def worker(kind: str, mode: str, n: int, url: str) -> dict[str, Any]:
         client.chat("tokens=3 tps=0").wait(30)  # warm: imports, the engine thread, one connection
         rss = RssPeak()
         c0, t0 = cpu(), time.perf_counter()
-        if mode == "batch":
-            result = ds_magic.batch(texts, client=client, concurrency=BATCH_CONC, progress=False).wait()
+        if mode in ("batch", "shard"):
+            conc = BATCH_CONC if mode == "batch" else SHARD_CONC
+            procs = n if mode == "shard" and n > 1 else None  # --n: the processes
+            result = ds_magic.batch(texts, client=client, concurrency=conc, processes=procs, progress=False)
+            result.wait()
             got = [r.text_so_far.count(" ") if r.status == "ok" else r.error for r in result.responses]
         else:
             rs = [client.chat(p) for p in texts]
@@ -314,6 +323,8 @@ def main() -> None:
     ap.add_argument("--skip-batch", action="store_true")
     ap.add_argument("--single-rounds", type=int, default=2, help="rounds of the one-answer case (0: skip)")
     ap.add_argument("--only-single", action="store_true")
+    ap.add_argument("--shard-rounds", type=int, default=2, help="rounds of the sharded batch (0: skip)")
+    ap.add_argument("--only-shard", action="store_true")
     ap.add_argument("--timeout", type=float, default=240.0)
     args = ap.parse_args()
     if args.worker:
@@ -326,6 +337,10 @@ def main() -> None:
         cases.append(("batch", BATCH_ITEMS))
     gen, url = start_generator()
     try:
+        if args.shard_rounds:
+            shard_case(url, args.shard_rounds, args.timeout)
+        if args.only_shard:
+            return
         if args.single_rounds:
             single_case(url, peers, args.single_rounds, args.timeout)
         print(f"generator: {url}; client runs alternate, {args.rounds} rounds; 2 shared cores: noisy")
@@ -348,6 +363,31 @@ def main() -> None:
     finally:
         gen.terminate()
         gen.wait()
+
+
+def shard_case(url: str, rounds: int, timeout: float) -> None:
+    """batch(processes=None) against processes=2, alternated: tokens/s of the whole batch, and the
+    gain per added core; the projection for 6 and 16 cores follows from these (README)."""
+    rows: dict[int, list[float]] = {1: [], 2: []}
+    for k in range(rounds):
+        for p in (1, 2) if k % 2 == 0 else (2, 1):
+            r = run_worker("ds", "shard", p, url, timeout)
+            if "tokens" in r and not r.get("errors"):
+                rows[p].append(r["tokens"] / r["wall"])
+            else:
+                print(
+                    f"  ! processes={p}: {r.get('errors') or ''} {r.get('first_error') or r.get('failed') or 'timed out'}"
+                )
+    one, two = med(rows[1]), med(rows[2])
+    pairs = [b / a for a, b in zip(rows[1], rows[2], strict=False)]
+    print(
+        f"\nsharded batch, {SHARD_ITEMS} prompts × {SHARD_TOKENS} unpaced tokens, concurrency {SHARD_CONC}:"
+    )
+    print(
+        f"  one process {one:,.0f} tokens/s, two worker processes {two:,.0f} tokens/s, "
+        f"paired ratio {med(pairs):.2f} (gain per added core {med(pairs) - 1:.2f})"
+    )
+    sys.stdout.flush()
 
 
 def single_case(url: str, peers: tuple[str, ...], rounds: int, timeout: float) -> None:

@@ -15,6 +15,7 @@ import httpx
 from .chunks import ChunkParser
 from .deadlines import Watchdog
 from .errors import StreamInterruptedError
+from .pump import WAKE_EVERY
 from .response import ResponseWriter
 from .resume import Received, Stitch
 from .transport import transport_detail
@@ -28,6 +29,10 @@ T = TypeVar("T")
 _AFTER_FINISH = 2.0
 # Seconds to read the end of the body after [DONE], so the connection can be reused.
 _AFTER_DONE = 0.5
+# A read that took longer than this waited on the socket (its data was not already buffered).
+_WAITED = 0.002
+# Fewer events than this in a tick (200 tokens/s) is a trickle worth gathering.
+_TRICKLE = 8
 
 
 async def read_stream(
@@ -52,13 +57,17 @@ async def read_stream(
     body = response.aiter_bytes() if encoded else response.aiter_raw()
     reads = body.__aiter__()
     finish_deadline: float | None = None
+    waited = trickle = False
+    window, count = clock(), 0  # events read in the current tick
     try:
         while True:
             if finish_deadline is None:
+                asked = clock()
                 try:
                     raw = await reads.__anext__()
                 except StopAsyncIteration:
                     break
+                waited = clock() - asked > _WAITED
             else:
                 # The finish chunk has come: the answer is complete. Wait a moment for a trailing
                 # usage chunk and [DONE], but a server that then sends only keep-alives (or nothing)
@@ -87,6 +96,18 @@ async def read_stream(
                 raise parser.error  # after the text that came before it in the same read (chunks.py)
             if finish_deadline is None and parser.finish_reason is not None and not parser.done:
                 finish_deadline = clock() + _AFTER_FINISH
+            if events:
+                count += len(events)
+            if clock() - window >= WAKE_EVERY:  # was the last tick's text a trickle?
+                trickle, window, count = count < _TRICKLE, clock(), 0
+            if events and trickle and waited and finish_deadline is None and not parser.done:
+                # Text is trickling in (we had to wait for this read): let a tick's worth gather in
+                # the socket, then take it from h11's buffer without a wake-up per token. Each wait
+                # on the socket costs the loop a wake-up and a pass through anyio; readers are woken
+                # once per tick anyway (pump.WAKE_EVERY). The first text is never held back, and a
+                # stream that flows faster (_TRICKLE a tick, e.g. a replay at 5,000 tokens/s) is
+                # never slowed: "waited" alone misleads when another thread holds the GIL.
+                await asyncio.sleep(WAKE_EVERY)
             if parser.done:
                 # Nothing after [DONE] is parsed, but the (tiny) rest of the body is read so the
                 # connection goes back to the pool instead of being closed. asyncio.timeout, not
