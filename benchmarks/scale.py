@@ -87,8 +87,9 @@ class RssPeak:
 
 
 def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """This process's CPU seconds and its ended children's (a sharded batch's worker processes)."""
+    r, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
 async def raw_one(host: str, port: int, prompt: str) -> int:
@@ -212,7 +213,12 @@ def worker(kind: str, mode: str, n: int, url: str) -> dict[str, Any]:
         import ds_magic
         from ds_magic import Client
 
-        client = Client(api_key=KEY, base_url=url, dialect="deepseek", max_retries=0)
+        http = None
+        if os.environ.get("SCALE_DS_TRANSPORT") == "aiohttp":  # step 5's C-parser transport, measured
+            from httpx_aiohttp import HttpxAiohttpClient
+
+            http = HttpxAiohttpClient(timeout=None)
+        client = Client(api_key=KEY, base_url=url, dialect="deepseek", max_retries=0, http_client=http)
         client.chat("tokens=3 tps=0").wait(30)  # warm: imports, the engine thread, one connection
         rss = RssPeak()
         c0, t0 = cpu(), time.perf_counter()
@@ -369,11 +375,13 @@ def shard_case(url: str, rounds: int, timeout: float) -> None:
     """batch(processes=None) against processes=2, alternated: tokens/s of the whole batch, and the
     gain per added core; the projection for 6 and 16 cores follows from these (README)."""
     rows: dict[int, list[float]] = {1: [], 2: []}
+    per_cpu: dict[int, list[float]] = {1: [], 2: []}
     for k in range(rounds):
         for p in (1, 2) if k % 2 == 0 else (2, 1):
             r = run_worker("ds", "shard", p, url, timeout)
             if "tokens" in r and not r.get("errors"):
                 rows[p].append(r["tokens"] / r["wall"])
+                per_cpu[p].append(r["tokens"] / r["cpu"])
             else:
                 print(
                     f"  ! processes={p}: {r.get('errors') or ''} {r.get('first_error') or r.get('failed') or 'timed out'}"
@@ -386,6 +394,11 @@ def shard_case(url: str, rounds: int, timeout: float) -> None:
     print(
         f"  one process {one:,.0f} tokens/s, two worker processes {two:,.0f} tokens/s, "
         f"paired ratio {med(pairs):.2f} (gain per added core {med(pairs) - 1:.2f})"
+    )
+    eff = [b / a for a, b in zip(per_cpu[1], per_cpu[2], strict=False)]
+    print(
+        f"  tokens per CPU second (all processes): one {med(per_cpu[1]):,.0f}, two {med(per_cpu[2]):,.0f}, "
+        f"paired ratio {med(eff):.2f}: what each added core adds where cores are free"
     )
     sys.stdout.flush()
 

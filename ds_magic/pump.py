@@ -24,8 +24,9 @@ __all__ = ["WAKE_EVERY", "Fanout", "Mailbox", "Reader", "merge_append", "pump"]
 _log = logging.getLogger("ds_magic")
 _MERGEABLE = (AnswerDelta, ReasoningDelta)
 _SLICE = 0.1
-#: The most often a waiting reader is woken while events stream (the first ones and the end: at once).
-WAKE_EVERY = 0.04
+#: The most often a waiting reader is woken while events stream (the first ones and the end: at once):
+#: the notebook view's own throttle tick (settings.throttle_ms, 100 ms), so it loses nothing by it.
+WAKE_EVERY = 0.1
 
 
 def merge_append(pending: list[Event], ev: Event) -> None:

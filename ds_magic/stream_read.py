@@ -31,8 +31,11 @@ _AFTER_FINISH = 2.0
 _AFTER_DONE = 0.5
 # A read that took longer than this waited on the socket (its data was not already buffered).
 _WAITED = 0.002
-# Fewer events than this in a tick (200 tokens/s) is a trickle worth gathering.
-_TRICKLE = 8
+# How long a trickling stream gathers in the socket between reads: a reader's tick, so each
+# gathered read finds its reader's last wake-up a tick old and wakes it at once (no second wait).
+_GATHER = WAKE_EVERY
+# Fewer events than this in a gather tick (200 tokens/s) is a trickle worth gathering.
+_TRICKLE = 20
 
 
 async def read_stream(
@@ -98,16 +101,16 @@ async def read_stream(
                 finish_deadline = clock() + _AFTER_FINISH
             if events:
                 count += len(events)
-            if clock() - window >= WAKE_EVERY:  # was the last tick's text a trickle?
+            if clock() - window >= _GATHER:  # was the last tick's text a trickle?
                 trickle, window, count = count < _TRICKLE, clock(), 0
             if events and trickle and waited and finish_deadline is None and not parser.done:
                 # Text is trickling in (we had to wait for this read): let a tick's worth gather in
                 # the socket, then take it from h11's buffer without a wake-up per token. Each wait
                 # on the socket costs the loop a wake-up and a pass through anyio; readers are woken
-                # once per tick anyway (pump.WAKE_EVERY). The first text is never held back, and a
+                # once per 100 ms tick anyway (pump.WAKE_EVERY). The first text is never held back, and a
                 # stream that flows faster (_TRICKLE a tick, e.g. a replay at 5,000 tokens/s) is
                 # never slowed: "waited" alone misleads when another thread holds the GIL.
-                await asyncio.sleep(WAKE_EVERY)
+                await asyncio.sleep(_GATHER)
             if parser.done:
                 # Nothing after [DONE] is parsed, but the (tiny) rest of the body is read so the
                 # connection goes back to the pool instead of being closed. asyncio.timeout, not
