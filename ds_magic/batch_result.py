@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .batch_progress import BatchProgress, Progress, format_progress
 from .batch_schedule import Schedule
@@ -26,6 +26,9 @@ from .response import Response
 from .structured_result import StructuredItems
 from .tables import as_table
 from .waitable import Completion
+
+if TYPE_CHECKING:
+    from .batch_shard import ShardedSchedule
 
 __all__ = ["BatchResult", "TABLE_COLUMNS"]
 
@@ -64,6 +67,7 @@ class BatchResult:
         index: Any = None,
         item_kwargs: list[dict[str, Any]] | None = None,
         structured: StructuredItems | None = None,
+        processes: int = 0,
     ) -> None:
         self.inputs = inputs
         self.prompts = list(prompts)  # the schedule replaces a retried item's prompt in its own list
@@ -71,14 +75,22 @@ class BatchResult:
         self.max_concurrency = concurrency
         #: schema=: each item's answer checked against the schema (structured_result.py), else None.
         self.structured = structured
-        self._schedule = Schedule(
-            prompts,
-            client=client,
-            concurrency=concurrency,
-            chat_kwargs=chat_kwargs,
-            item_kwargs=item_kwargs,
-            followup=structured.followup if structured is not None else None,
-        )
+        self._schedule: Schedule | ShardedSchedule
+        if processes:  # the items run in worker processes (batch_shard.py, issue 17)
+            from .batch_shard import ShardedSchedule
+
+            self._schedule = ShardedSchedule(
+                prompts, client=client, concurrency=concurrency, chat_kwargs=chat_kwargs, processes=processes
+            )
+        else:
+            self._schedule = Schedule(
+                prompts,
+                client=client,
+                concurrency=concurrency,
+                chat_kwargs=chat_kwargs,
+                item_kwargs=item_kwargs,
+                followup=structured.followup if structured is not None else None,
+            )
         self._completion: Completion[BatchResult] = Completion(self, self.cancel)
         self._progress: Progress | None = None
         self._started = False

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .batch_progress import Progress, TextProgress
 from .batch_result import BatchResult
+from .batch_shard import choose_processes
 from .client import Client
 from .errors import SecretInPromptError
 from .interpolate import interpolate
@@ -141,6 +142,7 @@ def batch(
     when: None = None,
     finish: Literal[False] = False,
     estimate: Literal[False] = False,
+    processes: int | str | None = None,
     **params: Any,
 ) -> BatchResult: ...
 
@@ -163,6 +165,7 @@ def batch(
     when: Any = None,
     finish: bool = False,
     estimate: bool | int = False,
+    processes: int | str | None = None,
     **params: Any,
 ) -> BatchResult | RunResult: ...
 
@@ -184,6 +187,7 @@ def batch(
     when: Any = None,
     finish: bool = False,
     estimate: bool | int = False,
+    processes: int | str | None = None,
     **params: Any,
 ) -> Any:
     """Run many prompts (or one template over many items) and return a :class:`BatchResult` at once.
@@ -209,6 +213,9 @@ def batch(
     (a generator is read a chunk at a time); ``when="off-peak"`` waits for DeepSeek's off-peak
     window (``finish=True``: do not pause when it ends); ``estimate=True`` projects cost and time
     and does not start (``result.start()``). Any of these returns a :class:`RunResult` (run_result.py).
+    ``processes``: N (or ``"auto"``) runs the items in N worker processes, each with its own engine
+    and a share of ``concurrency``; the answers come back here, finished, in input order
+    (batch_shard.py). For thousands of streams: one process reads a few tens of thousands of events/s.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
@@ -219,6 +226,10 @@ def batch(
         raise TypeError(
             "run= / sink= / when= / estimate= do not take schema= or tools= yet: "
             "run a plain batch(..., schema=...) or batch(..., tools=[...])"
+        )
+    if processes is not None and (streamed or schema is not None or tools is not None):
+        raise TypeError(
+            "processes= shards a plain batch: leave out run= / sink= / when= / estimate= / schema= / tools="
         )
     if items is None:
         if isinstance(template_or_prompts, str):
@@ -271,6 +282,7 @@ def batch(
     chat_kwargs: dict[str, Any] = {**params, "model": model, "system": system, "allow_secrets": True}
     if cache is not None:
         chat_kwargs["cache"] = cache
+    shards = choose_processes(processes, concurrency, len(prompts))
     result = BatchResult(
         prompts,
         inputs,
@@ -279,6 +291,7 @@ def batch(
         chat_kwargs=chat_kwargs,
         index=index,
         structured=structured,
+        processes=shards,
     )
     result.start(_pick_progress(progress, result))
     return result

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from .http_pool import ShardedPool
+
 __all__ = ["Engine", "get_engine"]
 
 T = TypeVar("T")
@@ -28,6 +30,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._http: httpx.AsyncClient | None = None
+        self._pool: ShardedPool | None = None
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -70,12 +73,20 @@ class Engine:
             # Timeouts are set per request (Client); connection reuse across requests is the point.
             # Redirects are never followed (each request also says so, for a user's own client):
             # the prompt, the history and the key must not go to another host (issue 14).
+            # The pool is ours (http_pool.py): one connection per stream up to the account's cap,
+            # in small httpcore pools, the rest waiting in our own O(1) queue (issue 17).
+            self._pool = ShardedPool()
             self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(None),
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-                follow_redirects=False,
+                timeout=httpx.Timeout(None), transport=self._pool, follow_redirects=False
             )
         return self._http
+
+    @property
+    def pool(self) -> ShardedPool:
+        """The transport under ``http``: its ``in_flight``, ``waiting`` and ``shards`` (tests, benchmarks)."""
+        self.http  # noqa: B018 - made with the client
+        assert self._pool is not None
+        return self._pool
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule ``coro`` on the engine loop; the task is tracked until it ends."""
@@ -124,7 +135,7 @@ class Engine:
                 await asyncio.wait(list(self._tasks), timeout=timeout)
             if self._http is not None:
                 await self._http.aclose()
-                self._http = None
+                self._http = self._pool = None
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout)

@@ -13,16 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 from .types import AnswerDelta, Event, Finish, ReasoningDelta
 
-__all__ = ["Fanout", "Mailbox", "Reader", "merge_append", "pump"]
+__all__ = ["WAKE_EVERY", "Fanout", "Mailbox", "Reader", "merge_append", "pump"]
 
 _log = logging.getLogger("ds_magic")
 _MERGEABLE = (AnswerDelta, ReasoningDelta)
 _SLICE = 0.1
+#: The most often a waiting reader is woken while events stream (the first ones and the end: at once):
+#: the notebook view's own throttle tick (settings.throttle_ms, 100 ms), so it loses nothing by it.
+WAKE_EVERY = 0.1
 
 
 def merge_append(pending: list[Event], ev: Event) -> None:
@@ -63,9 +67,14 @@ class Mailbox:
 
 class Reader:
     """One iterator's pending events (``for ev in response`` / ``async for``), merged while it is not
-    looking. Owned by a ``Response``: every method is called with that response's lock held."""
+    looking. Owned by a ``Response``: every method is called with that response's lock held.
 
-    __slots__ = ("pending", "loop", "wake", "woken", "max_pending")
+    A reader that waits is woken at once for the first events and for the end, and otherwise at most
+    once per ``WAKE_EVERY`` (issue 17: one cross-thread wake-up per event was 230 µs/event for a lone
+    answer); a reader that comes asking finds what is pending without any wake-up at all.
+    """
+
+    __slots__ = ("pending", "loop", "wake", "woken", "max_pending", "sleeping", "last_wake", "deferred")
 
     def __init__(self, snapshot: list[Event], loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.pending: list[Event] = snapshot
@@ -74,6 +83,9 @@ class Reader:
         self.loop = loop
         self.wake: asyncio.Event | None = asyncio.Event() if loop is not None else None
         self.woken = False
+        self.sleeping = False  # blocked (or awaiting) on an empty queue
+        self.last_wake = -WAKE_EVERY
+        self.deferred = False  # a wake-up is scheduled on the engine loop
 
     def push(self, ev: Event) -> None:
         p = self.pending
@@ -81,9 +93,12 @@ class Reader:
         if len(p) > self.max_pending:
             self.max_pending = len(p)
 
-    def notify(self) -> None:
-        # One wake-up callback in flight at a time.
-        if self.loop is not None and not self.woken:
+    def wake_now(self, cond: threading.Condition, now: float) -> None:
+        self.sleeping = False
+        self.last_wake = now
+        if self.loop is None:
+            cond.notify_all()
+        elif not self.woken:  # one wake-up callback in flight at a time
             self.woken = True
             try:
                 self.loop.call_soon_threadsafe(self._set)
@@ -100,7 +115,9 @@ class Reader:
         while True:
             with lock:
                 while not self.pending:
+                    self.sleeping = True
                     lock.wait(_SLICE)  # short slices, so that Ctrl-C is seen (kernel-and-widgets.md §9.2)
+                self.sleeping = False
                 batch, self.pending = self.pending, []
             for ev in batch:
                 yield ev
@@ -108,11 +125,12 @@ class Reader:
                     return
 
     async def aevents(self, lock: threading.Condition) -> AsyncIterator[Event]:
-        """The same on the reader's own loop, woken by ``notify`` instead of polling."""
+        """The same on the reader's own loop, woken through ``call_soon_threadsafe`` instead of polling."""
         assert self.wake is not None
         while True:
             with lock:
                 batch, self.pending = self.pending, []
+                self.sleeping = not batch
                 if not batch:
                     self.wake.clear()
             if not batch:
@@ -127,12 +145,14 @@ class Reader:
 class Fanout:
     """Who reads one response: its iterators' queues and its listeners' mailboxes.
 
-    The response calls ``push``/``end`` with its own lock held and ``deliver`` after releasing it.
+    The response calls ``push``/``end`` with its own lock (``cond``) held and ``deliver`` after
+    releasing it.
     """
 
-    __slots__ = ("readers", "listeners", "reader_peak")
+    __slots__ = ("cond", "readers", "listeners", "reader_peak")
 
-    def __init__(self) -> None:
+    def __init__(self, cond: threading.Condition) -> None:
+        self.cond = cond
         self.readers: list[Reader] = []
         self.listeners: tuple[Mailbox, ...] = ()
         self.reader_peak = 0
@@ -147,19 +167,40 @@ class Fanout:
             self.readers.remove(reader)
             self.reader_peak = max(self.reader_peak, reader.max_pending)
 
-    def push(self, events: Sequence[Event]) -> bool:
-        """Queue for every reader and wake them; True if a blocked ``for`` loop must be notified."""
+    def push(self, events: Sequence[Event]) -> None:
+        """Queue for every reader; wake a waiting one now, or at its next tick (on the engine loop)."""
         readers = self.readers
+        if not readers:
+            return
+        now = time.monotonic()
         for r in readers:
             for ev in events:
                 r.push(ev)
-            r.notify()
-        return bool(readers)
+            if not r.sleeping or r.deferred:
+                continue  # it takes them when it next asks, or a wake-up is already on its way
+            due = r.last_wake + WAKE_EVERY - now
+            if due <= 0:
+                r.wake_now(self.cond, now)
+                continue
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on the engine loop (a late flush from another thread)
+                r.wake_now(self.cond, now)
+                continue
+            r.deferred = True
+            loop.call_later(due, self._wake_later, r)
+
+    def _wake_later(self, reader: Reader) -> None:
+        with self.cond:
+            reader.deferred = False
+            if reader.sleeping and reader.pending:
+                reader.wake_now(self.cond, time.monotonic())
 
     def end(self, fin: Event) -> None:
+        now = time.monotonic()
         for r in self.readers:
             r.pending.append(fin)
-            r.notify()
+            r.wake_now(self.cond, now)  # the end, at once
 
     def deliver(self, events: Sequence[Event]) -> None:
         if self.listeners:

@@ -73,7 +73,7 @@ class Response:
         self._finish_lock = threading.Lock()
         self._ended = False  # final state set; done once the bookkeeping has run too
         self._parts = AnswerParts()
-        self._fan = Fanout()
+        self._fan = Fanout(self._lock)
         self._before_done: list[Callable[[Response], None]] = []
         self._future: concurrent.futures.Future[Any] | None = None
         #: Masking of configured words/patterns (redact.py), applied by the writer to what comes in,
@@ -91,8 +91,7 @@ class Response:
             if self._ended:
                 return  # a late piece from a stream that was already ended (cancelled): not part of it
             self._parts.add(events, now)
-            if self._fan.push(events):
-                self._lock.notify_all()
+            self._fan.push(events)  # wakes a waiting reader, at most once per tick (pump.py)
         self._fan.deliver(events)
 
     def _finish(
@@ -318,10 +317,8 @@ class Response:
 
 class ResponseWriter:
     """The producer's side of a :class:`Response`: what the runner, the cache replay and batch call.
-
-    A ``Response`` is read by anyone and written only through its writer, on the engine thread (or,
-    for a request cancelled before it started, by whoever cancelled it).
-    """
+    A ``Response`` is written only through its writer, on the engine thread (or, for a request
+    cancelled before it started, by whoever cancelled it)."""
 
     __slots__ = ("response",)
 
@@ -389,9 +386,12 @@ class ResponseWriter:
         resp._record(events)
 
     def flush_held(self, complete: bool) -> None:
-        """Let out what the redaction rules held back (masked unless ``complete``): the text is
-        final now, before the answer is stored (the cache) and reported done."""
+        """Let out what the redaction rules held back (masked unless ``complete``): the text is final."""
         self.response._flush_held(complete)
+
+    def restore_clock(self, ttft: float | None, ttfa: float | None, total: float | None, pieces: int) -> None:
+        """Timings measured in another process (a sharded batch's worker, batch_shard.py), once ended."""
+        self.response._parts.clock.restore(ttft, ttfa, total, pieces)
 
     def finish(
         self, status: Status, error: DeepSeekError | None = None, finish_reason: str | None = None

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .chunks import ChunkParser
 from .deadlines import Timeout, Watchdog
 from .errors import (
     APIStatusError,
@@ -30,13 +29,13 @@ from .response import ResponseWriter
 from .resume import Received, Stitch, add_usage, dropped_usage, resume_body, why_no_resume
 from .retry import RetryPolicy
 from .sse import DEFAULT_MAX_EVENT_BYTES
+from .stream_read import read_stream
 from .transport import (
     check_event_stream,
     decoding_error,
     error_from_exception,
     error_from_transport,
     status_error,
-    transport_detail,
 )
 from .types import StatusEvent
 
@@ -45,9 +44,6 @@ if TYPE_CHECKING:
     from .dialect import Wire
 
 __all__ = ["RequestSpec", "finish_in_turn", "run_request"]
-
-# Seconds to wait for [DONE] (and an OpenAI-style trailing usage chunk) after the finish chunk.
-_AFTER_FINISH = 2.0
 
 
 @dataclass
@@ -235,7 +231,7 @@ async def _attempts(
                 raise err
             await check_event_stream(response, url)
             try:
-                done, finish_reason = await _read_stream(
+                done, finish_reason = await read_stream(
                     writer, response, dog, received, stitch, spec.max_event_bytes
                 )
             except httpx.DecodingError as exc:
@@ -256,88 +252,6 @@ async def _attempts(
 
 def _short(err: DeepSeekError) -> str:
     return type(err).__name__.replace("Error", " error").replace("API", "").strip().lower()
-
-
-async def _read_stream(
-    writer: ResponseWriter,
-    response: httpx.Response,
-    dog: Watchdog,
-    received: Received,
-    stitch: Stitch | None,
-    max_event_bytes: int,
-) -> tuple[bool, str | None]:
-    """Read the event stream through ``writer``. Returns (True, finish_reason) when it ended
-    properly, (False, None) if the connection broke before any byte arrived (retryable); raises on
-    any later failure."""
-    parser = ChunkParser(max_event_bytes)
-    got_bytes = False
-    queued_said = False
-    seen = 0
-    feed = parser.feed
-    clock = dog.loop.time
-    # We ask for identity encoding; only a compressed answer needs httpx's decoding layers.
-    encoded = response.headers.get("content-encoding", "identity").lower() not in ("identity", "")
-    body = response.aiter_bytes() if encoded else response.aiter_raw()
-    reads = body.__aiter__()
-    finish_deadline: float | None = None
-    try:
-        while True:
-            if finish_deadline is None:
-                try:
-                    raw = await reads.__anext__()
-                except StopAsyncIteration:
-                    break
-            else:
-                # The finish chunk has come: the answer is complete. Wait a moment for a trailing
-                # usage chunk and [DONE], but a server that then sends only keep-alives (or nothing)
-                # must not hold a finished answer until the idle deadline (deepseek-api.md §2.5).
-                left = finish_deadline - clock()
-                if left <= 0:
-                    break
-                try:
-                    raw = await asyncio.wait_for(reads.__anext__(), left)
-                except (StopAsyncIteration, asyncio.TimeoutError):
-                    break
-            got_bytes = True
-            events = feed(raw)
-            if parser.data_events != seen:
-                seen = parser.data_events
-                dog.note_progress()
-            elif not queued_said and seen == 0:
-                queued_said = True
-                writer.push(StatusEvent("waiting (queued by DeepSeek)"))
-            if events:
-                if stitch is not None:
-                    events = stitch(events)
-                received.note(events)
-                writer.push_many(events)
-            if parser.error is not None:
-                raise parser.error  # after the text that came before it in the same read (chunks.py)
-            if finish_deadline is None and parser.finish_reason is not None and not parser.done:
-                finish_deadline = clock() + _AFTER_FINISH
-            if parser.done:
-                # Nothing after [DONE] is parsed, but the (tiny) rest of the body is read so the
-                # connection goes back to the pool instead of being closed.
-                try:
-                    await asyncio.wait_for(_drain(body), 0.5)
-                except asyncio.TimeoutError:
-                    pass  # a server that keeps talking after [DONE]: just close the connection
-                break
-    except httpx.TransportError as exc:
-        if not got_bytes:
-            return False, None
-        raise StreamInterruptedError(transport_detail(exc)) from None
-    if parser.done or parser.finish_reason is not None:
-        # A finish_reason without [DONE] is still a complete answer; nothing after [DONE] is read.
-        return True, parser.finish_reason
-    if not got_bytes:
-        return False, None
-    raise StreamInterruptedError("the connection closed before the answer finished (no [DONE])")
-
-
-async def _drain(body: Any) -> None:
-    async for _ in body:
-        pass
 
 
 async def _run_with_resume(

@@ -40,6 +40,14 @@ class Stopwatch:
     def stop(self) -> None:
         self.end = time.perf_counter()
 
+    def restore(self, ttft: float | None, ttfa: float | None, total: float | None, pieces: int) -> None:
+        """Set the times of an answer measured elsewhere (``Timing``'s fields), ending now."""
+        self.end = time.perf_counter()
+        self.t0 = self.end - (total or 0.0)
+        self.first = None if ttft is None else self.t0 + ttft
+        self.first_answer = None if ttfa is None else self.t0 + ttfa
+        self.pieces = pieces
+
     def timing(self, completion_tokens: int | None) -> Timing:
         """A snapshot; ``completion_tokens`` (from usage, once ended) replaces the piece count."""
         end = self.end
