@@ -215,10 +215,9 @@ def batch(
     if "conversation" in params:
         raise TypeError("batch items are independent requests: conversation= is not supported")
     streamed = run is not None or sink is not None or when is not None or finish or estimate is not False
-    if streamed and (schema is not None or tools is not None):
+    if streamed and tools is not None:
         raise TypeError(
-            "run= / sink= / when= / estimate= do not take schema= or tools= yet: "
-            "run a plain batch(..., schema=...) or batch(..., tools=[...])"
+            "run= / sink= / when= / estimate= do not take tools= yet: run a plain batch(..., tools=[...])"
         )
     if items is None:
         if isinstance(template_or_prompts, str):
@@ -309,6 +308,7 @@ def _start_run(
         finish=a["finish"],
         estimate=a["estimate"],
         progress_for=progress_for,
+        schema=a["schema"],
     )
 
 
