@@ -208,7 +208,8 @@ def batch(
     sent); ``sink="out.parquet"`` / ``".csv"`` streams the rows to a file, for items of any size
     (a generator is read a chunk at a time); ``when="off-peak"`` waits for DeepSeek's off-peak
     window (``finish=True``: do not pause when it ends); ``estimate=True`` projects cost and time
-    and does not start (``result.start()``). Any of these returns a :class:`RunResult` (run_result.py).
+    and does not start (``result.start()``). Any of these returns a :class:`RunResult` (run_result.py);
+    with ``schema=`` its rows have a column per field (run_structured.py). ``tools=`` is not taken with them.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive integer, got {concurrency!r}")
