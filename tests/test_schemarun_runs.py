@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import sqlite3
 from typing import Literal
 
 import pyarrow.parquet as pq
@@ -15,6 +17,7 @@ from offline_helpers import KEY, Sleeps
 
 import ds_magic
 from ds_magic import Client, RetryPolicy, RunError, RunResult
+from ds_magic.run_store import RunStore
 from ds_magic.structured import as_schema
 from ds_magic.testing import Script
 
@@ -235,3 +238,27 @@ def test_answers_saved_as_they_finish_are_the_checked_ones(srv):
     srv.reset()
     label(srv, [0, 1, 2], run="slow")  # the saved rows carry the item's own prompt hash: nothing is sent
     assert srv.requests == []
+
+
+def test_a_runs_file_from_before_schema_runs_is_upgraded_and_its_rows_kept(tmp_path):
+    # The items table as run_store.py made it before schema= runs (no "structured" column).
+    path = tmp_path / "runs.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """CREATE TABLE runs (name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, settings TEXT NOT NULL,
+                              created REAL NOT NULL, updated REAL NOT NULL);
+           CREATE TABLE items (run TEXT NOT NULL, item INTEGER NOT NULL, prompt_hash TEXT NOT NULL,
+               input TEXT, text TEXT, status TEXT NOT NULL, error TEXT, tokens INTEGER, ttft REAL, tps REAL,
+               cost REAL, cached INTEGER, retries INTEGER, window TEXT, finished REAL NOT NULL,
+               PRIMARY KEY (run, item));
+           INSERT INTO items VALUES ('old', 0, 'h', 'in', 'out', 'ok', NULL, 3, 0.1, 9.0, 0.001, 0, 0, NULL, 1.0);"""
+    )
+    old.close()
+    os.chmod(path, 0o600)
+    os.chmod(tmp_path, 0o700)
+    store = RunStore(path)
+    assert [(r["item"], r["text"], r["status"]) for r in store.rows("old")] == [(0, "out", "ok")]
+    store.put("new", [{**store.rows("old")[0], "label": "spam", "attempts": 2}])
+    assert store.rows("new")[0]["label"] == "spam" and store.rows("new")[0]["attempts"] == 2
+    assert "label" not in store.rows("old")[0]
+    store.close()
