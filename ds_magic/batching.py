@@ -212,7 +212,8 @@ def batch(
     sent); ``sink="out.parquet"`` / ``".csv"`` streams the rows to a file, for items of any size
     (a generator is read a chunk at a time); ``when="off-peak"`` waits for DeepSeek's off-peak
     window (``finish=True``: do not pause when it ends); ``estimate=True`` projects cost and time
-    and does not start (``result.start()``). Any of these returns a :class:`RunResult` (run_result.py).
+    and does not start (``result.start()``). Any of these returns a :class:`RunResult` (run_result.py);
+    with ``schema=`` its rows have a column per field (run_structured.py). ``tools=`` is not taken with them.
     ``processes``: N (or ``"auto"``) runs the items in N worker processes, each with its own engine
     and a share of ``concurrency``; the answers come back here, finished, in input order
     (batch_shard.py). For thousands of streams: one process reads a few tens of thousands of events/s.
@@ -222,10 +223,9 @@ def batch(
     if "conversation" in params:
         raise TypeError("batch items are independent requests: conversation= is not supported")
     streamed = run is not None or sink is not None or when is not None or finish or estimate is not False
-    if streamed and (schema is not None or tools is not None):
+    if streamed and tools is not None:
         raise TypeError(
-            "run= / sink= / when= / estimate= do not take schema= or tools= yet: "
-            "run a plain batch(..., schema=...) or batch(..., tools=[...])"
+            "run= / sink= / when= / estimate= do not take tools= yet: run a plain batch(..., tools=[...])"
         )
     if processes is not None and (streamed or schema is not None or tools is not None):
         raise TypeError(
@@ -322,6 +322,7 @@ def _start_run(
         finish=a["finish"],
         estimate=a["estimate"],
         progress_for=progress_for,
+        schema=a["schema"],
     )
 
 

@@ -8,8 +8,8 @@ the disk, not by memory. A persisted run also saves each answer as it finishes (
 ``_SAVE_EVERY`` s), so a kernel killed mid-chunk loses only the answers of the last moments: the
 next run of the same cell sends only the items without an ``ok`` answer.
 
-Like ``BatchResult``: ``wait()`` / ``await``, ``cancel()``, ``progress``, ``table()``, ``texts``,
-``failed``. An error of the run itself (the iterable raised, a sink failed) ends it; ``wait()`` raises it.
+Like ``BatchResult``: ``wait()`` / ``await``, ``cancel()``, ``progress``, ``table()`` (``schema=``: a column
+per field, run_structured.py), ``texts``, ``failed``. An error of the run itself ends it; wait() raises it.
 """
 
 from __future__ import annotations
@@ -25,12 +25,15 @@ from .batch_schedule import Schedule
 from .client import Client
 from .engine import get_engine
 from .errors import RunError
-from .estimate import Estimate, project
+from .estimate import Estimate
 from .offpeak import OffPeak
 from .response import Response
 from .run_rows import Inputs, error_row, item_row, secret_error
-from .run_store import ROW_COLUMNS, RunStore, prompt_hash
+from .run_sample import sample_and_project
+from .run_store import RunStore, prompt_hash
+from .run_structured import StructuredRun, columns_and_kinds
 from .sinks import MemorySink, Sink, open_sink
+from .structured_result import StructuredItems
 from .tables import as_table
 from .waitable import Completion
 
@@ -64,6 +67,7 @@ class RunResult:
         gate: OffPeak | None,
         progress_for: Callable[[RunResult], Progress | None] | None = None,
         chunk: int = CHUNK,
+        structured: StructuredRun | None = None,
     ) -> None:
         self.name = name
         self.index = inputs.index
@@ -80,6 +84,8 @@ class RunResult:
         self._sink: Sink | None = None
         self._progress_for = progress_for
         self._chunk = chunk
+        self.structured = structured  # schema=: fields, checks and the one retry (run_structured.py)
+        self.columns, self._kinds = columns_and_kinds(structured)
         self._prefilled: dict[int, dict[str, Any]] = {}  # rows of the estimate's sample
         self._estimate: Estimate | None = None
         self._progress: Progress | None = None
@@ -89,15 +95,16 @@ class RunResult:
         self._completion: Completion[RunResult] = Completion(self, self.cancel)
         # The chunk in progress, and the totals of those before it.
         self._current: Schedule | None = None
-        self._values: list[Any] = []  # the chunk's items
+        self._checks: StructuredItems | None = None  # schema=: the chunk's checks and retries
+        self._values: list[Any] = []  # the chunk's items, and their prompts' hashes
+        self._hashes: list[str] = []
         self._sent: list[int] = []  # chunk-local index of each scheduled item
         self._base = 0
         self._unsaved: set[int] = set()
         self._made: dict[int, dict[str, Any]] = {}
         self._chunk_done = 0
         self._counts = {"ok": 0, "failed": 0, "cancelled": 0}
-        self._seen = 0
-        self._tokens = 0
+        self._seen = self._tokens = 0
         self._t0 = time.perf_counter()
         self._t_end: float | None = None
         self._last_save = 0.0
@@ -114,33 +121,19 @@ class RunResult:
             )
         done = set(self.store.done(self.name, 0, len(seq))) if self.store and self.name else set()
         todo = [i for i in range(len(seq)) if i not in done and i not in self._prefilled]
-        prompts = [self._make_prompt(seq[i]) for i in todo]
-        taken: list[Response] = []
-        rows = []
-        for k, pos in enumerate(todo[: max(sample, 0)]):
-            blocked = self._blocked(pos, prompts[k])
-            if blocked is not None:
-                raise blocked
-            resp = self._client.chat(prompts[k], **self._chat_kwargs)
-            resp.wait()
-            taken.append(resp)
-            if resp.status == "ok":
-                rows.append(item_row(pos, seq[pos], resp, prompt_hash(prompts[k])))
-        for row in rows:
-            self._prefilled[row["item"]] = row
-        if self.store is not None and self.name is not None:
-            self.store.put(self.name, rows)
-        model = self._chat_kwargs.get("model") or self._client.model
-        self._estimate = project(
-            prompts[len(taken) :],
-            model=model,
-            system=self._chat_kwargs.get("system"),
-            max_tokens=self._chat_kwargs.get("max_tokens"),
-            sample=taken,
-            sample_usd=sum(r["cost"] or 0.0 for r in rows),
+        self._estimate, rows = sample_and_project(
+            [(i, seq[i], self._make_prompt(seq[i])) for i in todo],
+            sample=sample,
+            client=self._client,
+            chat_kwargs=self._chat_kwargs,
+            blocked=self._blocked,
+            structured=self.structured,
             concurrency=self.max_concurrency,
             account_concurrency=account_concurrency,
         )
+        self._prefilled.update((row["item"], row) for row in rows)
+        if self.store is not None and self.name is not None:
+            self.store.put(self.name, rows)
         return self._estimate
 
     def start(self, progress: Progress | None = None) -> None:
@@ -151,9 +144,10 @@ class RunResult:
         if progress is None and self._progress_for is not None:
             progress = self._progress_for(self)
         self._progress = progress
-        self._sink = open_sink(self._sink_spec) if self._sink_spec is not None else None
+        spec = self._sink_spec
+        self._sink = open_sink(spec, self.columns, self._kinds) if spec is not None else None
         if self._sink is None and self.store is None:
-            self._sink = MemorySink()
+            self._sink = MemorySink(self.columns)
         self._t0 = time.perf_counter()
         self._engine.submit(self._run())
 
@@ -205,19 +199,22 @@ class RunResult:
             if i not in rows:
                 err = self._blocked(base + i, prompts[i])
                 if err is not None:
-                    rows[i] = error_row(base + i, values[i], hashes[i], err)
+                    row = error_row(base + i, values[i], hashes[i], err)
+                    rows[i] = self.structured.blank(row) if self.structured is not None else row
                     blocked.append(i)
-        self._values = values
+        self._values, self._hashes = values, hashes
         self._sent = sent = [i for i in range(n) if i not in rows]
         self._unsaved, self._made = set(range(len(sent))), {}
         self._chunk_done = len(done)
         gate = self.gate
+        checks = self._checks = self.structured.items([prompts[i] for i in sent]) if self.structured else None
         sched = Schedule(
             [prompts[i] for i in sent],
             client=self._client,
             concurrency=self.max_concurrency,
             chat_kwargs=self._chat_kwargs,
             may_start=(lambda j: gate.may_start(base + sent[j])) if gate is not None else None,
+            followup=checks.followup if checks is not None else None,
         )
         sched.limit = self._limit  # what 429s taught the last chunk holds for this one too
         self._current = sched
@@ -228,7 +225,7 @@ class RunResult:
         for j, i in enumerate(sent):
             resp = sched.responses[j]
             if resp is not None:
-                rows[i] = self._made.get(j) or self._row(base + i, values[i], resp, hashes[i])
+                rows[i] = self._made.get(j) or self._row(base + i, values[i], resp, hashes[i], j)
         ordered = [rows[i] for i in range(n)]
         # Not saved yet: what finished since the last save (a cancelled item is simply missing, so
         # the next run sends it) and the items refused before sending.
@@ -242,9 +239,12 @@ class RunResult:
             self._counts[{"ok": "ok", "cancelled": "cancelled"}.get(row["status"], "failed")] += 1
         self._tokens += sum(rows[i]["tokens"] or 0 for i in sent)
 
-    def _row(self, pos: int, value: Any, resp: Response, phash: str) -> dict[str, Any]:
+    def _row(self, pos: int, value: Any, resp: Response, phash: str, j: int) -> dict[str, Any]:
         window, at = self.gate.take(pos) if self.gate is not None else (None, None)
-        return item_row(pos, value, resp, phash, window, at)
+        row = item_row(pos, value, resp, phash, window, at)
+        if self.structured is not None and self._checks is not None:
+            row = self.structured.finish_row(row, self._checks, j, resp)
+        return row
 
     def _blocked(self, pos: int, prompt: Prompt) -> Exception | None:
         return secret_error(self._client, pos, prompt) if self._check_secrets else None
@@ -265,9 +265,11 @@ class RunResult:
         rows = []
         for j in list(self._unsaved):
             resp = sched.responses[j]
-            if resp is not None and resp.done and resp.status == "ok":
-                i = sent[j]
-                row = self._made[j] = self._row(base + i, values[i], resp, prompt_hash(sched.prompts[j]))
+            if resp is None or not resp.done or resp.status != "ok":
+                continue
+            if self._checks is None or self._checks.final(j, resp):  # schema=: not one to be retried
+                i = sent[j]  # the hash of the item's own prompt: sched.prompts[j] may be its retry's
+                row = self._made[j] = self._row(base + i, values[i], resp, self._hashes[i], j)
                 rows.append(row)
                 self._unsaved.discard(j)
         if rows:
@@ -375,9 +377,9 @@ class RunResult:
 
         A pandas DataFrame (indexed like the input Series/DataFrame) when pandas is installed.
         """
-        rows = [{c: r.get(c) for c in ROW_COLUMNS} for r in self.rows()]
+        rows = [{c: r.get(c) for c in self.columns} for r in self.rows()]
         index = self.index if self.index is not None and len(self.index) == len(rows) else None
-        return as_table(rows, list(ROW_COLUMNS), as_dataframe, index=index)
+        return as_table(rows, self.columns, as_dataframe, index=index)
 
     @property
     def texts(self) -> list[str]:

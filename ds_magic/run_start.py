@@ -17,6 +17,8 @@ from .request import build_body
 from .run_result import Prompt, RunResult
 from .run_rows import Inputs
 from .run_store import default_store
+from .run_structured import StructuredRun, settings_of
+from .structured import as_schema
 
 __all__ = ["start_run", "run_settings"]
 
@@ -39,15 +41,27 @@ def _gate(when: Any, finish: bool) -> OffPeak | None:
 
 
 def run_settings(
-    template: str | None, model: str, system: str | None, params: dict[str, Any]
+    template: str | None,
+    model: str,
+    system: str | None,
+    params: dict[str, Any],
+    structured: StructuredRun | None = None,
 ) -> dict[str, Any]:
-    """What decides a run's answers: a run name stays bound to these (run_store.py)."""
-    return {
+    """What decides a run's answers: a run name stays bound to these (run_store.py).
+
+    ``system`` is the user's own system prompt; with ``schema=`` the schema and the run's columns are
+    added (a run without one keeps the settings, and so the fingerprint, it always had).
+    """
+    settings: dict[str, Any] = {
         "template": template,
         "model": model,
         "system": system,
         "params": {k: v for k, v in params.items() if k not in _DELIVERY},
     }
+    if structured is not None:
+        settings["schema"] = settings_of(structured.schema)
+        settings["columns"] = structured.columns  # StoredRun.table() gives them back
+    return settings
 
 
 def start_run(
@@ -67,11 +81,20 @@ def start_run(
     finish: bool,
     estimate: bool | int,
     progress_for: Callable[[RunResult], Progress | None],
+    schema: Any = None,
 ) -> RunResult:
     """The result of a persisted / streamed / off-peak / estimated batch; started unless ``estimate``."""
     if run is not None and (not isinstance(run, str) or not run.strip()):
         raise ValueError(f"run= must be a non-empty name, e.g. run='labels-v2', got {run!r}")
     gate = _gate(when, finish)
+    structured = None
+    own_system = system
+    if schema is not None:  # JSON mode, the schema in the system prompt (structured.py)
+        if "response_format" in params:
+            raise TypeError("schema= sets JSON mode itself: leave response_format out")
+        structured = StructuredRun(as_schema(schema))
+        system = structured.schema.system_prompt(system)
+        params = {**params, "response_format": {"type": "json_object"}}
     check = not params.get("allow_secrets")
     if system and check:
         found = client.find_secrets([("system prompt", system)])
@@ -86,7 +109,7 @@ def start_run(
     store = None
     if run is not None:
         store = default_store()
-        store.open(run, run_settings(template, model or client.model, system, params))
+        store.open(run, run_settings(template, model or client.model, own_system, params, structured))
     result = RunResult(
         inputs,
         make_prompt=make_prompt,
@@ -99,6 +122,7 @@ def start_run(
         sink=sink,
         gate=gate,
         progress_for=progress_for,
+        structured=structured,
     )
     if estimate is not False and estimate is not None:
         # estimate=True: a sample of 3 answers, or none when max_tokens bounds the output; estimate=N: N.

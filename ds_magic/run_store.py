@@ -82,6 +82,10 @@ CREATE TABLE IF NOT EXISTS items (
 # Row keys ↔ SQL columns ("tokens/s" is not a valid bare SQL name).
 _SQL = {"tokens/s": "tps"}
 _VALUE_COLUMNS = [c for c in ROW_COLUMNS if c != "item"]
+# A schema'd run's extra keys (its fields, latency, attempts: run_structured.py), as one JSON text;
+# added to a runs file made before schema= runs existed.
+_EXTRA = "structured"
+_ADD_EXTRA = f"ALTER TABLE items ADD COLUMN {_EXTRA} TEXT"
 
 
 def default_runs_path() -> Path:
@@ -123,6 +127,8 @@ class RunStore:
         # Called with self._lock held.
         if self._db is None:
             self._db = connect_private(self.path, _SCHEMA, _BUSY_TIMEOUT_MS)
+            if _EXTRA not in {r[1] for r in self._db.execute("PRAGMA table_info(items)")}:
+                self._db.execute(_ADD_EXTRA)
         return self._db
 
     def _query(self, name: str, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
@@ -203,16 +209,17 @@ class RunStore:
                 r["prompt_hash"],
                 *(int(r[c]) if c == "cached" and r[c] is not None else r.get(c) for c in _VALUE_COLUMNS),
                 now,
+                _extra(r),
             )
             for r in rows
         ]
         if not values:
             return
         cols = ", ".join(_SQL.get(c, c) for c in _VALUE_COLUMNS)
-        marks = ", ".join("?" * (len(_VALUE_COLUMNS) + 4))
+        marks = ", ".join("?" * (len(_VALUE_COLUMNS) + 5))
         self._write(
             name,
-            f"INSERT OR REPLACE INTO items (run, item, prompt_hash, {cols}, finished) VALUES ({marks})",
+            f"INSERT OR REPLACE INTO items (run, item, prompt_hash, {cols}, finished, {_EXTRA}) VALUES ({marks})",
             values,
         )
         self._write(name, "UPDATE runs SET updated = ? WHERE name = ?", [(now, name)])
@@ -228,12 +235,14 @@ class RunStore:
         return self._rows(name, "", ())
 
     def _rows(self, name: str, where: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
-        cols = ", ".join(["item", "prompt_hash", *(_SQL.get(c, c) for c in _VALUE_COLUMNS)])
+        cols = ", ".join(["item", "prompt_hash", *(_SQL.get(c, c) for c in _VALUE_COLUMNS), _EXTRA])
         sql = f"SELECT {cols} FROM items WHERE run = ? {where} ORDER BY item"
         out = []
-        for values in self._query(name, sql, (name, *args)):
+        for *values, extra in self._query(name, sql, (name, *args)):
             row = dict(zip(["item", "prompt_hash", *_VALUE_COLUMNS], values, strict=True))
             row["cached"] = bool(row["cached"]) if row["cached"] is not None else None
+            if extra is not None:
+                row.update(json.loads(extra))
             out.append(row)
         return out
 
@@ -256,6 +265,12 @@ class RunStore:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def _extra(row: Mapping[str, Any]) -> str | None:
+    """The keys of a row besides the plain columns (a schema'd run's fields), as JSON; None if none."""
+    more = {k: v for k, v in row.items() if k not in ROW_COLUMNS and k != "prompt_hash"}
+    return _canon(more) if more else None
 
 
 def _db_error(exc: sqlite3.Error, path: Path, name: str) -> RunError:
@@ -293,8 +308,9 @@ class StoredRun:
 
     def table(self, *, as_dataframe: bool | None = None) -> Any:
         """The run's rows in input order: a DataFrame when pandas is installed, else dicts."""
-        rows = [{c: r[c] for c in ROW_COLUMNS} for r in self.store.rows(self.name)]
-        return as_table(rows, list(ROW_COLUMNS), as_dataframe)
+        columns = list(self.settings.get("columns") or ROW_COLUMNS)  # a schema'd run: its field columns
+        rows = [{c: r.get(c) for c in columns} for r in self.store.rows(self.name)]
+        return as_table(rows, columns, as_dataframe)
 
     def delete(self) -> None:
         """Forget the run and its answers (a new run of the same name starts from nothing)."""

@@ -44,14 +44,20 @@ def input_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def _cell(value: Any) -> Any:
+    """A schema field's value in a text or string cell: a list or an object as JSON."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
+
+
 class MemorySink:
     """Rows in a list: for a run of a size that fits in memory (``when=`` or ``estimate=`` alone)."""
 
-    def __init__(self) -> None:
+    def __init__(self, columns: Sequence[str] = ROW_COLUMNS) -> None:
         self.rows: list[dict[str, Any]] = []
+        self.columns = list(columns)
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        self.rows.extend({c: r.get(c) for c in ROW_COLUMNS} for r in rows)
+        self.rows.extend({c: r.get(c) for c in self.columns} for r in rows)
 
     def close(self) -> None:
         pass
@@ -63,14 +69,14 @@ class MemorySink:
 class CsvSink:
     """A CSV file with a header row, written with the stdlib ``csv`` module (UTF-8, ``\\n`` rows)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], columns: Sequence[str] = ROW_COLUMNS) -> None:
         self.path = Path(path)
         self._file = open(self.path, "w", newline="", encoding="utf-8")  # closed in close()
-        self._writer = csv.DictWriter(self._file, fieldnames=list(ROW_COLUMNS), extrasaction="ignore")
+        self._writer = csv.DictWriter(self._file, fieldnames=list(columns), extrasaction="ignore")
         self._writer.writeheader()
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        self._writer.writerows(rows)
+        self._writer.writerows({k: _cell(v) for k, v in r.items()} for r in rows)
         self._file.flush()
 
     def close(self) -> None:
@@ -92,7 +98,13 @@ def _pyarrow() -> Any:
 class ParquetSink:
     """A Parquet file, one row group per chunk of the run (pyarrow)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        columns: Sequence[str] = ROW_COLUMNS,
+        kinds: Mapping[str, str] | None = None,
+    ) -> None:
+        """``kinds``: a schema field column's type, "int", "float", "bool", "str" or "json" (a string)."""
         pq = _pyarrow()
         pa = importlib.import_module("pyarrow")
         self.path = Path(path)
@@ -104,15 +116,24 @@ class ParquetSink:
             "tokens/s": pa.float64(),
             "cost": pa.float64(),
             "cached": pa.bool_(),
+            "latency": pa.float64(),
+            "attempts": pa.int64(),
         }
+        by_kind = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+        for c, kind in (kinds or {}).items():
+            types[c] = by_kind.get(kind, pa.string())
+        self._json = {c for c, kind in (kinds or {}).items() if kind == "json"}
+        self._columns = list(columns)
         self._pa = pa
-        self._schema = pa.schema([(c, types.get(c, pa.string())) for c in ROW_COLUMNS])
+        self._schema = pa.schema([(c, types.get(c, pa.string())) for c in self._columns])
         self._writer = pq.ParquetWriter(str(self.path), self._schema)
         self._closed = False
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if rows:
-            columns = {c: [r.get(c) for r in rows] for c in ROW_COLUMNS}
+            columns = {c: [r.get(c) for r in rows] for c in self._columns}
+            for c in self._json:  # any JSON value (a list, an object, a $ref'd enum): its JSON text
+                columns[c] = [None if v is None else json.dumps(v, ensure_ascii=False) for v in columns[c]]
             self._writer.write_table(self._pa.table(columns, schema=self._schema))
 
     def close(self) -> None:
@@ -130,14 +151,19 @@ class ParquetSink:
             yield batch.to_pylist()
 
 
-def open_sink(spec: Any) -> Sink:
-    """A sink from ``sink=``: a path ending ``.parquet`` / ``.csv``, or an object with ``write``/``close``/``read``."""
+def open_sink(
+    spec: Any, columns: Sequence[str] = ROW_COLUMNS, kinds: Mapping[str, str] | None = None
+) -> Sink:
+    """A sink from ``sink=``: a path ending ``.parquet`` / ``.csv``, or an object with ``write``/``close``/``read``.
+
+    ``columns`` / ``kinds``: a schema'd run's columns and its field columns' types (run_structured.py).
+    """
     if isinstance(spec, (str, os.PathLike)):
         suffix = Path(spec).suffix.lower()
         if suffix in (".parquet", ".pq"):
-            return ParquetSink(spec)
+            return ParquetSink(spec, columns, kinds)
         if suffix == ".csv":
-            return CsvSink(spec)
+            return CsvSink(spec, columns)
         raise ValueError(f"sink= needs a file ending .parquet or .csv, got {os.fspath(spec)!r}")
     if all(callable(getattr(spec, m, None)) for m in ("write", "close", "read")):
         sink: Sink = spec

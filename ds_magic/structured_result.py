@@ -88,6 +88,17 @@ class StructuredItems:
             self._checked[i] = (resp, value, problem)
         return value, problem
 
+    def final(self, i: int, resp: Response) -> bool:
+        """Whether ``resp``, ended ok, is item ``i``'s last answer: valid, or its one retry is spent.
+
+        A persisted run (run_structured.py) saves an answer as it finishes only if it is final.
+        """
+        with self._lock:
+            if any(r is resp for r in self._earlier[i]):  # superseded by its retry
+                return False
+            retried = len(self._earlier[i]) + 1 >= MAX_ATTEMPTS
+        return retried or self._check(i, resp)[1] is None
+
     # ----------------------------------------------------------------- after the end
     def attempts(self, i: int, final: Response) -> list[Response]:
         """Every response of item ``i``, the final one last."""

@@ -20,6 +20,7 @@ from ..errors import DeepSeekError
 from ..interpolate import interpolate
 from ..request import RequestPlan, plan_request
 from ..response import Response
+from ..run_result import RunResult
 from .display import mark_shown
 from .errors import DeepSeekCellError, batch_stopped_error, cell_error, stopped_error
 from .kernel_hooks import block_hint, in_kernel
@@ -73,6 +74,10 @@ def prepare(settings: Settings, shell: InteractiveShell, options: CellOptions, c
         raise DeepSeekCellError(
             f"--schema {options.schema} needs --each VAR: a schema'd answer per item of VAR "
             "(for one answer, use --json)"
+        )
+    if options.run and not options.each:
+        raise DeepSeekCellError(
+            f"--run {options.run} needs --each VAR: a run keeps one answer per item of VAR"
         )
     if options.schema and options.json:
         raise DeepSeekCellError(f"--schema {options.schema} sets JSON mode itself: leave --json out")
@@ -135,8 +140,11 @@ def dry_run(call: CellCall) -> dict[str, Any]:
     return body
 
 
-def start_batch(settings: Settings, shell: InteractiveShell, call: CellCall) -> BatchResult:
-    """``--each VAR``: the cell as a template over VAR, one request per item, no history."""
+def start_batch(settings: Settings, shell: InteractiveShell, call: CellCall) -> BatchResult | RunResult:
+    """``--each VAR``: the cell as a template over VAR, one request per item, no history.
+
+    ``--run NAME``: a persisted run (run_store.py), so a :class:`RunResult`.
+    """
     name = call.options.each
     assert name is not None
     if name not in shell.user_ns:
@@ -147,8 +155,10 @@ def start_batch(settings: Settings, shell: InteractiveShell, call: CellCall) -> 
     system = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else None
     if call.options.schema:
         params["schema"] = schema_named(shell, call.options.schema)
+    if call.options.run:
+        params["run"] = call.options.run
     try:
-        result: BatchResult = batch(  # no tools here: a BatchResult (a tool batch is a ToolBatch)
+        result: BatchResult | RunResult = batch(  # no tools here (a tool batch is a ToolBatch)
             call.prompt,
             shell.user_ns[name],
             client=session.client(settings),
@@ -173,7 +183,7 @@ def schema_named(shell: InteractiveShell, name: str) -> Any:
     raise DeepSeekCellError(f"--schema {name}: no variable named {name!r} in the namespace")
 
 
-def wait_batch(shell: InteractiveShell, result: BatchResult) -> BatchResult:
+def wait_batch(shell: InteractiveShell, result: BatchResult | RunResult) -> BatchResult | RunResult:
     """The blocking wait of ``--each``; ■ cancels the batch and says so in one line."""
     shell.user_ns["_ds_batch"] = result
     try:
@@ -182,7 +192,9 @@ def wait_batch(shell: InteractiveShell, result: BatchResult) -> BatchResult:
         raise _batch_stopped(result) from None
 
 
-async def wait_batch_async(shell: InteractiveShell, result: BatchResult) -> BatchResult:
+async def wait_batch_async(
+    shell: InteractiveShell, result: BatchResult | RunResult
+) -> BatchResult | RunResult:
     """The ``await`` wait of ``--each``: the same line as :func:`wait_batch` on ■."""
     shell.user_ns["_ds_batch"] = result
     try:
@@ -191,7 +203,7 @@ async def wait_batch_async(shell: InteractiveShell, result: BatchResult) -> Batc
         raise _batch_stopped(result) from None
 
 
-def _batch_stopped(result: BatchResult) -> DeepSeekCellError:
+def _batch_stopped(result: BatchResult | RunResult) -> DeepSeekCellError:
     result.cancel()  # the wait has cancelled it already; idempotent
     progress = result.progress
     return batch_stopped_error(progress.done, progress.total)

@@ -76,6 +76,12 @@ _OPTIONS = [
         "Schema dict, or dict); VAR.table() has a column per field.",
     ),
     _opt(
+        "--run",
+        metavar="NAME",
+        help="With --each: keep the answers in the persisted run NAME; run the cell again (after a "
+        "restart too) and only the items without an answer are sent. ds_magic.run(NAME).table().",
+    ),
+    _opt(
         "--allow-secrets",
         action="store_true",
         help="Send the prompt even if it looks like it holds a secret (an API key, a private key).",
@@ -114,6 +120,7 @@ class CellOptions:
     cache: bool
     each: str | None
     schema: str | None
+    run: str | None
     allow_secrets: bool
     tools: str | None
     max_steps: int | None
