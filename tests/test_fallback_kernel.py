@@ -78,15 +78,12 @@ def test_fallback_is_the_growing_answer_then_answer_and_footer(srv, k):
     assert VIEW not in final["content"]["data"]
     plain = final["content"]["data"]["text/plain"]
     assert plain.startswith(ANSWER.rstrip("\n")) and "\n— " in plain[len(ANSWER.rstrip("\n")) :]
-    # Bytes: the refreshes carry at most FACTOR/(FACTOR-1) × the answer (+ framing each), and the
-    # whole cell keeps the live-view goals with them.
+    # Bytes: the refreshes carry at most FACTOR/(FACTOR-1) × the answer (+ framing each). The
+    # live-view goals with them in, on the 16 KB answer: test_live_kernel.py's bytes test.
     n = len(ANSWER.encode("utf-8"))
     spent = sum(size(m) for m in refreshes)
     assert spent <= FACTOR / (FACTOR - 1) * n + FRAMING * len(refreshes), (spent, n)
-    t = cell_traffic(k, mark)
-    allowance = FRAMING * t["updates"]
-    assert t["live"] <= 1.5 * n + allowance, t
-    assert t["total"] <= 4 * n + allowance, t
+    assert cell_traffic(k, mark)["live"] > spent  # they are counted in the live bytes
 
 
 def test_a_short_answer_refreshes_once_and_never_shows_the_status_after_text(srv, k):
