@@ -9,6 +9,7 @@ schedules it; every assertion reads the iopub messages, and the cost is a test o
 from __future__ import annotations
 
 import sys
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def test_fallback_is_the_growing_answer_then_answer_and_footer(srv, k):
         plains.append(data["text/plain"])
         assert k.all_iopub.index(m) < last_custom  # the view was still streaming after it
     assert all(p and ANSWER.startswith(p) for p in plains), [p[:60] for p in plains]
-    assert all(len(a) < len(b) for a, b in zip(plains, plains[1:]))
+    assert all(len(a) < len(b) for a, b in pairwise(plains))
     assert len(plains[-1]) < len(ANSWER)
     # The end: the static output, its fallback the whole answer and the footer.
     assert VIEW not in final["content"]["data"]

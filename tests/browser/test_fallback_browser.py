@@ -8,6 +8,8 @@ one frame is seen.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 # Per frame: does the output show "Loading widget", its height, and which .ds-live element it is.
@@ -62,9 +64,9 @@ def test_refreshes_keep_the_view_streaming_without_a_flash_and_cancel_works(nb, 
     assert not [f for f in frames if f["loading"]], "a frame showed 'Loading widget...'"
     first = next(i for i, f in enumerate(frames) if f["mark"])
     streaming = [f for f in frames[first:] if not f["static"]]
-    drops = [(a["h"], b["h"]) for a, b in zip(streaming, streaming[1:]) if b["h"] < a["h"] - 1]
+    drops = [(a["h"], b["h"]) for a, b in pairwise(streaming) if b["h"] < a["h"] - 1]
     assert not drops, f"the live view's height dropped (a jump): {drops[:5]}"
-    shrunk = [(a["chars"], b["chars"]) for a, b in zip(streaming, streaming[1:]) if b["chars"] < a["chars"]]
+    shrunk = [(a["chars"], b["chars"]) for a, b in pairwise(streaming) if b["chars"] < a["chars"]]
     assert not shrunk, f"the live view lost text for a frame: {shrunk[:5]}"
     # Whether JupyterLab drew a new view of the model for a refresh (ipywidgets' renderer does on
     # every update of a widget output): seamless either way, but the count is reported.
