@@ -28,6 +28,7 @@ from typing import Any
 from ..response import Response
 from .blocks import BlockCutter, tail_diff
 from .display import show_output, update_output
+from .fallback import FallbackSchedule
 from .live import LiveUpdate, footer_text, live_line, prompt_estimate, status_text
 from .render import block_html
 from .stream_widget import StreamWidget, frame_html, pre_html
@@ -74,6 +75,7 @@ class StreamView:
         self._status = ""
         self._status_at = -1.0  # when the live "N tokens · tok/s" line was last sent
         self._notes: list[str] = []
+        self._fallback = FallbackSchedule()
         self.widget = StreamWidget(
             fmt=self.fmt, hint=cancel_hint, plain=self._plain("waiting for the first token…")
         )
@@ -157,6 +159,10 @@ class StreamView:
             if msg:
                 self._send(msg)
             self.widget.set_plain(self._plain(status))
+            if self._fallback.due(len(resp.text_so_far)):
+                # Under the lock: finalize() cannot come between, so this never follows the static
+                # output (fallback.py says when, and what it costs).
+                update_output(self.widget.view_bundle(), self.display_id)
 
     # ---------------------------------------------------------------- page → kernel
     def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:

@@ -58,7 +58,9 @@ function apply(st, msg) {
 }
 
 function initialize({ model }) {
-  const store = { state: newState(), views: new Set(), syncing: false };
+  // ui: what the person did in a view. JupyterLab draws a new view of the model for every update of
+  // its display (the fallback's refreshes, fallback.py): the new one opens as the old one was.
+  const store = { state: newState(), views: new Set(), syncing: false, ui: { open: false, cancelling: false } };
   const id = model.get("_ds_id");
   stores.set(id, store);
   const onMessage = (msg) => {
@@ -97,9 +99,14 @@ function render({ model, el }) {
   const bar = h("div", "ds-bar");
   const cancel = h("button", "ds-cancel", "■ Cancel");
   cancel.title = "Stop this request (and its billing)";
-  cancel.addEventListener("click", () => {
+  const cancelling = () => {
     cancel.disabled = true;
     cancel.textContent = "Cancelling…";
+  };
+  if (store.ui.cancelling) cancelling();
+  cancel.addEventListener("click", () => {
+    store.ui.cancelling = true;
+    cancelling();
     model.send({ event: "cancel" });
   });
   const status = h("span", "ds-status");
@@ -117,6 +124,10 @@ function render({ model, el }) {
   const showThinking = () => {
     if (think) return;
     think = h("details", "ds-think");
+    think.open = store.ui.open;
+    think.addEventListener("toggle", () => {
+      store.ui.open = think.open;
+    });
     think.append(h("summary", "ds-think-summary", "Thinking"));
     reasoning = h("div", "ds-reasoning");
     think.append(reasoning);

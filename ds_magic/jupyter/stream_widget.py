@@ -161,6 +161,12 @@ class StreamWidget(anywidget.AnyWidget):
         data, meta = bundle
         return {**data, "text/plain": self._plain}, meta
 
+    def view_bundle(self) -> dict[str, Any]:
+        """The display's data as shown now: the same widget view (this model's id), the current
+        ``text/plain`` (fallback.py re-sends it as the fallback grows)."""
+        bundle = self._repr_mimebundle_()
+        return bundle[0] if bundle is not None else {"text/plain": self._plain}
+
     def shrink(self) -> None:
         """Empty the state a saved notebook would keep (nbclient keeps closed widgets' state too)."""
         with self.hold_sync():  # one message
