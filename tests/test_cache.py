@@ -68,11 +68,15 @@ def test_hit_replays_as_a_stream_through_the_event_path(srv, cache):
     resp = client.chat("long one")
     events = list(resp)
     answers = [e for e in events if isinstance(e, AnswerDelta)]
-    assert len(answers) >= 5  # pieces, not one lump: a viewer sees it stream
     assert "".join(a.text for a in answers) == text
     assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == "some thinking " * 10
     assert isinstance(events[-1], Finish) and events[-1].status == "ok"
-    assert resp.cached and resp.timing.total is not None and resp.timing.total < 1.0
+    # Pieces over time, not one lump, so a viewer sees it stream: the first piece is stamped on the
+    # engine loop before the last one is pushed. (How many pieces a reader gets depends on when it is
+    # woken, once per tick: pump.WAKE_EVERY; so their count is not the check.)
+    t = resp.timing
+    assert resp.cached and t.total is not None and t.time_to_first_token is not None
+    assert t.time_to_first_token < t.total
 
 
 def test_parameters_and_messages_are_in_the_key(srv, cache):
