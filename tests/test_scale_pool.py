@@ -41,7 +41,9 @@ def test_default_client_runs_more_streams_at_once_than_the_old_256_cap(srv: Offl
     client = Client(api_key=KEY, base_url=srv.url)
     rs = [client.chat(f"p{i}") for i in range(n)]
     try:
-        assert wait_until(lambda: srv.active == n, GUARD), f"{srv.active} of {n} in flight"
+        assert wait_until(lambda: srv.active == n, GUARD), (
+            f"{srv.active} of {n} in flight; ended early: {[(r.status, str(r.error)) for r in rs if r.done][:3]}"
+        )
         pool = get_engine().pool
         assert pool.in_flight >= n and pool.waiting == 0  # none queued behind the pool
         assert pool.shards * pool.shard_size >= n

@@ -40,7 +40,11 @@ class LoopThread:
             loop = asyncio.new_event_loop()
             self._loop = loop
             try:
-                self._server = loop.run_until_complete(asyncio.start_server(self._serve, host, port))
+                # A listen backlog for the account's whole cap (2,500 streams opened at once): asyncio's
+                # default of 100 drops the SYNs beyond it, and a client then waits out TCP's SYN
+                # retransmits (1 s, 3 s, 7 s...) into its connect timeout on a loaded machine.
+                server = asyncio.start_server(self._serve, host, port, backlog=4096)
+                self._server = loop.run_until_complete(server)
             except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
                 errors.append(exc)
                 ready.set()
