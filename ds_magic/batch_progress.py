@@ -42,6 +42,45 @@ class BatchProgress:
     def settled(self) -> int:
         return self.done + self.failed + self.cancelled
 
+    @classmethod
+    def of(
+        cls,
+        *,
+        total: int,
+        done: int,
+        failed: int,
+        cancelled: int,
+        running: int,
+        retrying: int,
+        concurrency: int,
+        max_concurrency: int,
+        tokens: int,
+        elapsed: float,
+        finished: bool,
+        waiting: float | None = None,
+    ) -> BatchProgress:
+        """A snapshot from its counts, with what follows from them derived in one place: the items not
+        sent yet, tokens/s over the whole batch, and the ETA (none once the batch has ended)."""
+        settled = done + failed + cancelled
+        eta = (total - settled) * elapsed / settled if settled and not finished and elapsed > 0 else None
+        return cls(
+            total=total,
+            done=done,
+            failed=failed,
+            cancelled=cancelled,
+            running=running,
+            retrying=retrying,
+            pending=max(total - settled - running - retrying, 0),
+            concurrency=concurrency,
+            max_concurrency=max_concurrency,
+            tokens=tokens,
+            tokens_per_second=tokens / elapsed if tokens and elapsed > 0 else None,
+            elapsed=elapsed,
+            eta=eta,
+            finished=finished,
+            waiting=waiting,
+        )
+
 
 #: A progress callback: gets each snapshot, on the engine thread (keep it quick).
 Progress = Callable[[BatchProgress], None]

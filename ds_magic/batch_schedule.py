@@ -136,25 +136,17 @@ class Schedule:
         elapsed = (end if end is not None else time.perf_counter()) - self._t0
         live = sum(r.timing.tokens for r in list(self._live.values()))
         tokens = self._tokens_done + live
-        settled = c["ok"] + c["failed"] + c["cancelled"]
-        total = len(self.prompts)
-        eta = None
-        if settled and end is None and elapsed > 0:
-            eta = (total - settled) * elapsed / settled
-        return BatchProgress(
-            total=total,
+        return BatchProgress.of(
+            total=len(self.prompts),
             done=c["ok"],
             failed=c["failed"],
             cancelled=c["cancelled"],
             running=c["running"],
             retrying=c["retrying"],
-            pending=max(total - settled - c["running"] - c["retrying"], 0),
             concurrency=self.limit,
             max_concurrency=self.max_concurrency,
             tokens=tokens,
-            tokens_per_second=tokens / elapsed if tokens and elapsed > 0 else None,
             elapsed=elapsed,
-            eta=eta,
             finished=end is not None,
         )
 

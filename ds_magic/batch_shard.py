@@ -115,28 +115,22 @@ class ShardedSchedule:
 
         done, failed, cancelled = total_of("done"), total_of("failed"), total_of("cancelled")
         running, retrying, tokens = total_of("running"), total_of("retrying"), total_of("tokens")
-        settled = done + failed + cancelled
         if end is not None:  # what the workers never reported (a worker that died) is settled here
             states = [r.status for r in self.responses if r is not None]
             done, running, retrying = states.count("ok"), 0, 0
             cancelled = states.count("cancelled")
             failed = len(states) - done - cancelled
-            settled = len(states)
-        eta = (total - settled) * elapsed / settled if settled and end is None and elapsed > 0 else None
-        return BatchProgress(
+        return BatchProgress.of(
             total=total,
             done=done,
             failed=failed,
             cancelled=cancelled,
             running=running,
             retrying=retrying,
-            pending=max(total - settled - running - retrying, 0),
             concurrency=total_of("concurrency") if snaps else self.limit,
             max_concurrency=self.max_concurrency,
             tokens=tokens,
-            tokens_per_second=tokens / elapsed if tokens and elapsed > 0 else None,
             elapsed=elapsed,
-            eta=eta,
             finished=end is not None,
         )
 

@@ -295,23 +295,18 @@ class RunResult:
         end = self._t_end
         elapsed = ((end if end is not None else time.perf_counter()) - self._t0) if self._started else 0.0
         tokens = self._tokens + (s.tokens if s is not None else 0)
-        settled = ok + failed + cancelled
-        eta = (total - settled) * elapsed / settled if settled and end is None and elapsed > 0 else None
         running, retrying = (s.running, s.retrying) if s is not None else (0, 0)
-        return BatchProgress(
+        return BatchProgress.of(
             total=total,
             done=ok,
             failed=failed,
             cancelled=cancelled,
             running=running,
             retrying=retrying,
-            pending=max(total - settled - running - retrying, 0),
             concurrency=s.concurrency if s is not None else self.max_concurrency,
             max_concurrency=self.max_concurrency,
             tokens=tokens,
-            tokens_per_second=tokens / elapsed if tokens and elapsed > 0 else None,
             elapsed=elapsed,
-            eta=eta,
             finished=end is not None,
             waiting=self.gate.seconds_left() if self.gate is not None and end is None else None,
         )
