@@ -56,7 +56,7 @@ def register_progress_view(factory: ProgressViewFactory | None) -> None:
 
 
 # --------------------------------------------------------------------- inputs
-def _as_list(values: Any, what: str) -> tuple[list[Any], Any]:
+def items_and_index(values: Any, what: str) -> tuple[list[Any], Any]:
     """A list and, for a pandas Series / DataFrame (duck-typed), its index."""
     if isinstance(values, (str, bytes)) or isinstance(values, Mapping):
         raise TypeError(f"{what} must be a list (or a pandas Series), not a {type(values).__name__}")
@@ -85,7 +85,7 @@ def _fields(item: Any) -> dict[str, Any]:
     return {}
 
 
-def _render(template: str, item: Any) -> str:
+def render_item(template: str, item: Any) -> str:
     return interpolate(template, {**_fields(item), "item": item})
 
 
@@ -97,7 +97,7 @@ def _prompt(p: Any) -> str | list[dict[str, Any]]:
     return str(p)
 
 
-def _pick_progress(progress: bool | str | Progress | None, result: BatchResult) -> Progress | None:
+def pick_progress(progress: bool | str | Progress | None, result: BatchResult) -> Progress | None:
     if progress is None or progress is False:
         return None
     if callable(progress):
@@ -236,7 +236,7 @@ def batch(
             raise TypeError("one template needs items: batch('... {item} ...', items)")
         if streamed:  # run_start.py reads the items lazily
             return _start_run(None, template_or_prompts, _prompt, locals())
-        raw, index = _as_list(template_or_prompts, "prompts")
+        raw, index = items_and_index(template_or_prompts, "prompts")
         prompts = [_prompt(p) for p in raw]
         inputs = raw
     else:
@@ -246,9 +246,9 @@ def batch(
             )
         if streamed:
             template = template_or_prompts
-            return _start_run(template, items, lambda x: _render(template, x), locals())
-        inputs, index = _as_list(items, "items")
-        prompts = [_render(template_or_prompts, x) for x in inputs]
+            return _start_run(template, items, lambda x: render_item(template, x), locals())
+        inputs, index = items_and_index(items, "items")
+        prompts = [render_item(template_or_prompts, x) for x in inputs]
     structured = None
     if schema is not None:
         if "response_format" in params:
@@ -293,7 +293,7 @@ def batch(
         structured=structured,
         processes=shards,
     )
-    result.start(_pick_progress(progress, result))
+    result.start(pick_progress(progress, result))
     return result
 
 
@@ -304,7 +304,7 @@ def _start_run(
     progress = a["progress"]
 
     def progress_for(result: Any) -> Progress | None:  # a RunResult: the view needs len() and cancel()
-        return _pick_progress(progress, result)
+        return pick_progress(progress, result)
 
     return start_run(
         template,
@@ -324,9 +324,3 @@ def _start_run(
         progress_for=progress_for,
         schema=a["schema"],
     )
-
-
-# For compare.py, which builds its (item, variant) pairs the way batch builds its items.
-items_and_index = _as_list
-render_item = _render
-pick_progress = _pick_progress
