@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from .http_pool import ShardedPool
+from .http_pool import EnginePool
 
 __all__ = ["Engine", "get_engine"]
 
@@ -30,7 +30,7 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._http: httpx.AsyncClient | None = None
-        self._pool: ShardedPool | None = None
+        self._pool: EnginePool | None = None
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -74,16 +74,16 @@ class Engine:
             # Redirects are never followed (each request also says so, for a user's own client):
             # the prompt, the history and the key must not go to another host (issue 14).
             # The pool is ours (http_pool.py): one connection per stream up to the account's cap,
-            # in small httpcore pools, the rest waiting in our own O(1) queue (issue 17).
-            self._pool = ShardedPool()
+            # over our own HTTP/1.1, the rest waiting in our own O(1) queue (issue 17).
+            self._pool = EnginePool()
             self._http = httpx.AsyncClient(
                 timeout=httpx.Timeout(None), transport=self._pool, follow_redirects=False
             )
         return self._http
 
     @property
-    def pool(self) -> ShardedPool:
-        """The transport under ``http``: its ``in_flight``, ``waiting`` and ``shards`` (tests, benchmarks)."""
+    def pool(self) -> EnginePool:
+        """The transport under ``http``: its ``in_flight``, ``waiting``, ``connections`` (tests, benchmarks)."""
         self.http  # noqa: B018 - made with the client
         assert self._pool is not None
         return self._pool

@@ -1,20 +1,21 @@
-"""The engine's HTTP pool: as many connections as there are streams, in small shards, behind our own limiter.
+"""The engine's HTTP pool: one connection per stream up to the account's cap, behind our own limiter.
 
-Why not one ``httpx.AsyncClient`` with a big ``Limits`` (issue 17, "the connection pool cliff"):
-httpcore's ``AsyncConnectionPool`` runs ``_assign_requests_to_connections`` on every request start
-and end, and it rescans its queue × its connections, and for every idle connection counts all the
-connections again. With N connections in one pool each change costs O(N) to O(N²), so above a few
-hundred streams the client is CPU-bound in pool bookkeeping; with ``max_keepalive_connections=None``
-the idle scan alone was 65% of the samples. Here:
+An httpx transport (``httpx.AsyncClient(transport=EnginePool())``), so the rest of the package
+speaks httpx and a user's own ``http_client=`` still works; underneath it is our own HTTP/1.1
+(http_conn.py, http1.py) instead of httpcore, h11 and anyio (issue 17):
 
-- the pool is cut into shards of ``SHARD_SIZE`` connections (one httpcore pool each, public httpx
-  API only), so httpcore's scans cost O(SHARD_SIZE²) at most, whatever the concurrency;
-- a shard gets a request only while it has a free slot, so httpcore's own queue never holds a
-  waiter; shards are made as the concurrency asked for grows (a 16-item batch opens 16 connections);
-- beyond ``limit`` streams (the account's cap, 2,500 for deepseek-flash: deepseek-api.md §3.3) the
-  rest wait here, in a FIFO that costs O(1) per start and end;
-- each shard keeps all its connections alive (keep-alive = shard size, never None), so a finished
-  stream's connection is reused, not closed and opened again.
+- httpcore's ``AsyncConnectionPool`` rescans its queue × its connections on every request start
+  and end, and counts all its connections for every idle one (O(N²) with
+  ``max_keepalive_connections=None``): above a few hundred streams a client is CPU-bound in pool
+  bookkeeping. Here taking and giving back a connection is O(1): a stack of idle connections per
+  origin, the newest on top (the one least likely to have been closed by the server);
+- at most ``limit`` requests are in flight (the account's cap, 2,500 for deepseek-flash:
+  deepseek-api.md §3.3); the rest wait in a FIFO that also costs O(1) per start and end. Waiting
+  for the cap is not a failure, so httpx's ``pool`` timeout is not applied to it;
+- idle connections are kept ``keepalive_expiry`` seconds; one the server closed meanwhile is
+  dropped when its close arrives.
+
+Proxies are not handled here: httpx mounts its own transport for ``HTTPS_PROXY`` and friends.
 """
 
 from __future__ import annotations
@@ -22,74 +23,42 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
 
 import httpx
 
-__all__ = ["ACCOUNT_CAP", "SHARD_SIZE", "ShardedPool"]
+from .http1 import ResponseParser
+from .http_conn import Body, Connection, within
+
+__all__ = ["ACCOUNT_CAP", "EnginePool"]
 
 #: DeepSeek's per-account concurrency cap for deepseek-flash (deepseek-api.md §3.3).
 ACCOUNT_CAP = 2500
-#: Connections per httpcore pool: its per-change scans cost up to SHARD_SIZE² idle checks.
-SHARD_SIZE = 8
+_PORTS = {"http": 80, "https": 443}
 
 
-class _Shard:
-    __slots__ = ("transport", "busy", "listed")
+class EnginePool(httpx.AsyncBaseTransport):
+    """An httpx transport: at most ``limit`` requests in flight, each on a connection of its own.
 
-    def __init__(self, transport: httpx.AsyncHTTPTransport) -> None:
-        self.transport = transport
-        self.busy = 0
-        self.listed = False  # in the pool's stack of shards with a free slot
-
-
-class _Released(httpx.AsyncByteStream):
-    """The body of one answer; closing it gives its slot back (once)."""
-
-    __slots__ = ("_inner", "_pool", "_shard")
-
-    def __init__(self, inner: httpx.AsyncByteStream, pool: ShardedPool, shard: _Shard | None) -> None:
-        self._inner = inner
-        self._pool = pool
-        self._shard = shard
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._inner.__aiter__()  # no extra generator layer per read
-
-    async def aclose(self) -> None:
-        shard, self._shard = self._shard, None
-        try:
-            await self._inner.aclose()
-        finally:
-            if shard is not None:
-                self._pool.release(shard)
-
-
-class ShardedPool(httpx.AsyncBaseTransport):
-    """An httpx transport: at most ``limit`` requests in flight, on shards of ``shard_size`` connections.
-
-    Only to be used on one event loop (the engine's). ``in_flight`` and ``waiting`` are public so a
-    test can see that nothing is left holding a slot.
+    Only to be used on one event loop (the engine's). ``in_flight``, ``waiting``, ``connections``
+    and ``idle`` are public so a test can see that nothing is left holding a slot or a socket.
     """
 
     def __init__(
         self,
         limit: int = ACCOUNT_CAP,
         *,
-        shard_size: int = SHARD_SIZE,
         verify: ssl.SSLContext | bool = True,
         keepalive_expiry: float = 5.0,
     ) -> None:
-        if limit < 1 or shard_size < 1:
-            raise ValueError("limit and shard_size must be at least 1")
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
         self.limit = limit
-        self.shard_size = shard_size
         self._verify = verify
-        self._ssl: ssl.SSLContext | None = None  # one context for every shard (making one costs ms)
+        self._ssl: ssl.SSLContext | None = None  # one context for every connection (making one costs ms)
         self._expiry = keepalive_expiry
-        self._shards: list[_Shard] = []
-        self._free: list[_Shard] = []  # shards with a free slot, the latest freed on top
-        self._waiters: deque[asyncio.Future[_Shard]] = deque()
+        self._idle: dict[tuple[str, str, int], deque[Connection]] = {}
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._open: set[Connection] = set()
         self.in_flight = 0
 
     @property
@@ -97,92 +66,172 @@ class ShardedPool(httpx.AsyncBaseTransport):
         return sum(1 for w in self._waiters if not w.done())
 
     @property
-    def shards(self) -> int:
-        return len(self._shards)
+    def connections(self) -> int:
+        """Open connections, busy or idle."""
+        return sum(1 for c in self._open if not c.closed)
 
-    def _new_shard(self) -> _Shard:
-        if self._ssl is None:
-            verify = self._verify
-            self._ssl = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
-        size = self.shard_size
-        transport = httpx.AsyncHTTPTransport(
-            verify=self._ssl,
-            limits=httpx.Limits(
-                max_connections=size, max_keepalive_connections=size, keepalive_expiry=self._expiry
-            ),
-        )
-        shard = _Shard(transport)
-        self._shards.append(shard)
-        return shard
+    @property
+    def idle(self) -> int:
+        return sum(1 for q in self._idle.values() for c in q if not c.closed)
 
-    def _take(self) -> _Shard | None:
-        """A slot now, or None when ``limit`` are in flight."""
-        if self.in_flight >= self.limit:
-            return None
-        free = self._free
-        while free:
-            shard = free[-1]
-            if shard.busy < self.shard_size:
-                break
-            free.pop()
-            shard.listed = False
-        else:
-            shard = self._new_shard()
-            shard.listed = True
-            free.append(shard)
-        shard.busy += 1
-        self.in_flight += 1
-        if shard.busy >= self.shard_size:
-            free.pop()
-            shard.listed = False
-        return shard
-
-    async def _acquire(self) -> _Shard:
-        shard = self._take() if not self._waiters else None
-        if shard is not None:
-            return shard
-        fut: asyncio.Future[_Shard] = asyncio.get_running_loop().create_future()
+    # ------------------------------------------------------------------ the limiter
+    async def _acquire(self) -> None:
+        if self.in_flight < self.limit and not self._waiters:
+            self.in_flight += 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
         try:
-            return await fut
+            await fut
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
-                self.release(fut.result())  # handed a slot just as it was cancelled: pass it on
+                self._release_slot()  # handed a slot just as it was cancelled: pass it on
             raise
 
-    def release(self, shard: _Shard) -> None:
-        """A request is over: its slot goes to the first waiter, or back to its shard."""
+    def _release_slot(self) -> None:
         waiters = self._waiters
         while waiters:
             fut = waiters.popleft()
             if not fut.done():
-                fut.set_result(shard)  # the slot changes hands: in_flight and busy stay as they are
+                fut.set_result(None)  # the slot changes hands: in_flight stays as it is
                 return
-        shard.busy -= 1
         self.in_flight -= 1
-        if not shard.listed:
-            shard.listed = True
-            self._free.append(shard)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        shard = await self._acquire()
+    # ------------------------------------------------------------------ connections
+    def _reuse(self, key: tuple[str, str, int], now: float) -> Connection | None:
+        stack = self._idle.get(key)
+        while stack:
+            conn = stack.pop()
+            if not conn.closed and now - conn.idle_since < self._expiry:
+                return conn
+            conn.close()
+            self._open.discard(conn)
+        return None
+
+    def _sweep(self, stack: deque[Connection], now: float) -> None:
+        """Close the oldest idle connections once expired (or closed by the server): O(1) a release."""
+        while stack and (stack[0].closed or now - stack[0].idle_since >= self._expiry):
+            conn = stack.popleft()
+            conn.close()
+            self._open.discard(conn)
+
+    async def _connect(self, key: tuple[str, str, int], seconds: float | None) -> Connection:
+        scheme, host, port = key
+        loop = asyncio.get_running_loop()
+        context = None
+        if scheme == "https":
+            if self._ssl is None:
+                verify = self._verify
+                self._ssl = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(verify)
+            context = self._ssl
         try:
-            response = await shard.transport.handle_async_request(request)
+            _, conn = await within(
+                loop.create_connection(
+                    lambda: Connection(loop, key),
+                    host,
+                    port,
+                    ssl=context,
+                    server_hostname=host if context is not None else None,
+                ),
+                seconds,
+            )
+        except asyncio.TimeoutError:
+            raise httpx.ConnectTimeout(f"no connection to {host}:{port} within {seconds:g} s") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
+        self._open.add(conn)
+        return conn
+
+    def _give_back(self, conn: Connection) -> None:
+        """A response is over (its body read to the end, or closed early): its slot is freed, and
+        its connection kept for the next request if it can carry one."""
+        self._release_slot()
+        if conn.done_with():
+            stack = self._idle.setdefault(conn.key, deque())
+            stack.append(conn)
+            self._sweep(stack, conn.idle_since)
+        else:
+            self._open.discard(conn)
+
+    # ------------------------------------------------------------------ httpx's side
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        scheme = url.scheme
+        if scheme not in _PORTS:
+            raise httpx.UnsupportedProtocol(f"the URL has no http:// or https:// scheme: {scheme!r}")
+        timeouts = request.extensions.get("timeout", {})
+        key = (scheme, url.host, url.port or _PORTS[scheme])
+        data = _serialize(request, await request.aread())
+        head_request = request.method == "HEAD"
+        await self._acquire()
+        try:
+            conn, parser = await self._send(key, data, head_request, timeouts)
         except BaseException:
-            self.release(shard)
+            self._release_slot()
             raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
+        body = Body(conn, self._give_back, timeouts.get("read"))
         return httpx.Response(
-            status_code=response.status_code,
-            headers=response.headers,
-            stream=_Released(response.stream, self, shard),
-            extensions=response.extensions,
+            status_code=parser.status,
+            headers=parser.headers,
+            stream=body,
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": parser.reason,
+                "ds_magic.hold": body.hold,
+            },
         )
 
+    async def _send(
+        self, key: tuple[str, str, int], data: bytes, head_request: bool, timeouts: dict[str, float | None]
+    ) -> tuple[Connection, ResponseParser]:
+        """The request sent, and its response's head read, on a kept connection if there is one.
+
+        A kept connection the server closed is dropped as soon as the loop reads its close, before
+        it can be taken again (what httpcore's "is readable" check before reuse does). It is not
+        sent again after a failure: a server that drops on purpose looks the same, and the runner's
+        retry policy, which the user set, decides about sending twice."""
+        conn = self._reuse(key, asyncio.get_running_loop().time())
+        if conn is None:
+            conn = await self._connect(key, timeouts.get("connect"))
+        conn.start(data, head_request)
+        parser = conn.parser
+        assert parser is not None
+        try:
+            while not parser.has_head:
+                await conn.wait(timeouts.get("read"))
+        except BaseException:
+            conn.done_with()
+            self._open.discard(conn)
+            raise
+        return conn, parser
+
     async def aclose(self) -> None:
-        shards, self._shards, self._free = self._shards, [], []
         for w in self._waiters:
             w.cancel()
         self._waiters.clear()
-        for shard in shards:
-            await shard.transport.aclose()
+        for conn in list(self._open):
+            conn.close()
+        self._open.clear()
+        self._idle.clear()
+
+
+def _serialize(request: httpx.Request, content: bytes) -> bytes:
+    """The request line, headers and body (RFC 9112 §3, §5, §6). httpx has set Host, and
+    Content-Length for a body it knows the size of; a streamed one was read whole above."""
+    raw = request.headers.raw
+    parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+    has_length = False
+    for name, value in raw:
+        lower = name.lower()
+        if lower == b"transfer-encoding":
+            continue  # the body was read whole: it goes with a Content-Length instead
+        if lower == b"content-length":
+            has_length = True
+        if b"\r" in value or b"\n" in value or b"\0" in value:
+            # Never the value itself in the message: it may be the key (Authorization).
+            raise httpx.LocalProtocolError(f"the {name.decode('ascii', 'replace')} header has a line break")
+        parts += (name, b": ", value, b"\r\n")
+    if content and not has_length:
+        parts.append(b"Content-Length: %d\r\n" % len(content))
+    parts += (b"\r\n", content)
+    return b"".join(parts)

@@ -6,15 +6,14 @@ Split from runner.py (the attempt loop) so the hot path of a stream is one short
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from .chunks import ChunkParser
 from .deadlines import Watchdog
 from .errors import StreamInterruptedError
+from .http_conn import within
 from .pump import WAKE_EVERY
 from .response import ResponseWriter
 from .resume import Received, Stitch
@@ -22,8 +21,6 @@ from .transport import transport_detail
 from .types import StatusEvent
 
 __all__ = ["read_stream"]
-
-T = TypeVar("T")
 
 # Seconds to wait for [DONE] (and an OpenAI-style trailing usage chunk) after the finish chunk.
 _AFTER_FINISH = 2.0
@@ -58,6 +55,9 @@ async def read_stream(
     # We ask for identity encoding; only a compressed answer needs httpx's decoding layers.
     encoded = response.headers.get("content-encoding", "identity").lower() not in ("identity", "")
     body = response.aiter_bytes() if encoded else response.aiter_raw()
+    # The engine's own connections can leave the socket unread while a trickle gathers
+    # (http_conn.Body.hold); a user's own httpx client can't, so the gathering waits in h11's buffer.
+    hold = response.extensions.get("ds_magic.hold") or asyncio.sleep
     reads = body.__aiter__()
     finish_deadline: float | None = None
     waited = trickle = False
@@ -79,7 +79,7 @@ async def read_stream(
                 if left <= 0:
                     break
                 try:
-                    raw = await _within(reads.__anext__(), left)
+                    raw = await within(reads.__anext__(), left)
                 except (StopAsyncIteration, asyncio.TimeoutError):
                     break
             got_bytes = True
@@ -105,18 +105,18 @@ async def read_stream(
                 trickle, window, count = count < _TRICKLE, clock(), 0
             if events and trickle and waited and finish_deadline is None and not parser.done:
                 # Text is trickling in (we had to wait for this read): let a tick's worth gather in
-                # the socket, then take it from h11's buffer without a wake-up per token. Each wait
-                # on the socket costs the loop a wake-up and a pass through anyio; readers are woken
-                # once per 100 ms tick anyway (pump.WAKE_EVERY). The first text is never held back, and a
-                # stream that flows faster (_TRICKLE a tick, e.g. a replay at 5,000 tokens/s) is
-                # never slowed: "waited" alone misleads when another thread holds the GIL.
-                await asyncio.sleep(_GATHER)
+                # the socket, then take it in one read without a wake-up per token. Each read of the
+                # socket costs the loop a wake-up; readers are woken once per 100 ms tick anyway
+                # (pump.WAKE_EVERY). The first text is never held back, and a stream that flows
+                # faster (_TRICKLE a tick, e.g. a replay at 5,000 tokens/s) is never slowed:
+                # "waited" alone misleads when another thread holds the GIL.
+                await hold(_GATHER)
             if parser.done:
                 # Nothing after [DONE] is parsed, but the (tiny) rest of the body is read so the
                 # connection goes back to the pool instead of being closed. asyncio.timeout, not
                 # wait_for: wait_for made a task per stream, 11% of engine time at 1,000 streams.
                 try:
-                    await _within(_drain(body), _AFTER_DONE)
+                    await within(_drain(body), _AFTER_DONE)
                 except asyncio.TimeoutError:
                     pass  # a server that keeps talking after [DONE]: just close the connection
                 break
@@ -135,12 +135,3 @@ async def read_stream(
 async def _drain(body: Any) -> None:
     async for _ in body:
         pass
-
-
-async def _within(aw: Awaitable[T], seconds: float) -> T:
-    """``aw`` with a deadline (asyncio.TimeoutError past it). On 3.11+ a timeout scope on this task:
-    wait_for made a new task per call, which at [DONE] was 11% of engine time at 1,000 streams."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await aw
-    return await asyncio.wait_for(aw, seconds)

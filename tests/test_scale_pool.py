@@ -13,7 +13,7 @@ from offline_helpers import KEY, wait_until
 
 from ds_magic import Client
 from ds_magic.engine import get_engine
-from ds_magic.http_pool import ShardedPool
+from ds_magic.http_pool import EnginePool
 from ds_magic.testing import OfflineServer, Script
 
 GUARD = 60.0  # hang guard: generous, the machine is shared
@@ -31,7 +31,7 @@ def open_sockets(server: OfflineServer) -> int:
     return sum(1 for c in conns if c.raddr and c.raddr[1] == server.port and c.status == "ESTABLISHED")
 
 
-def own_client(server: OfflineServer, pool: ShardedPool) -> Client:
+def own_client(server: OfflineServer, pool: EnginePool) -> Client:
     return Client(api_key=KEY, base_url=server.url, http_client=httpx.AsyncClient(transport=pool))
 
 
@@ -46,7 +46,7 @@ def test_default_client_runs_more_streams_at_once_than_the_old_256_cap(srv: Offl
         )
         pool = get_engine().pool
         assert pool.in_flight >= n and pool.waiting == 0  # none queued behind the pool
-        assert pool.shards * pool.shard_size >= n
+        assert pool.connections >= n  # one connection per stream
     finally:
         for r in rs:
             r.cancel()
@@ -59,18 +59,19 @@ def test_default_client_runs_more_streams_at_once_than_the_old_256_cap(srv: Offl
 
 
 def test_the_limiter_holds_back_the_rest_and_hands_slots_on(srv: OfflineServer) -> None:
-    pool = ShardedPool(limit=5, shard_size=2)
+    pool = EnginePool(limit=5)
     client = own_client(srv, pool)
     srv.enqueue(*[Script(text=f"answer {i}", ttft=0.01) for i in range(23)])
     rs = [client.chat(f"p{i}") for i in range(23)]
     assert all(r.join(GUARD) for r in rs)
     assert [r.status for r in rs] == ["ok"] * 23
     assert srv.max_active == 5  # the limit, reached and never passed
-    assert pool.shards == 3 and pool.in_flight == 0 and pool.waiting == 0
+    assert pool.in_flight == 0 and pool.waiting == 0
+    assert srv.connections == 5  # a freed connection went to the next request, none was opened anew
 
 
 def test_finished_streams_give_their_connection_back_for_reuse(srv: OfflineServer) -> None:
-    pool = ShardedPool(limit=100, shard_size=4, keepalive_expiry=120)
+    pool = EnginePool(limit=100, keepalive_expiry=120)
     client = own_client(srv, pool)
     for wave in range(3):
         srv.enqueue(*[Script(text="x y z") for _ in range(12)])
@@ -92,7 +93,7 @@ def test_finished_streams_give_their_connection_back_for_reuse(srv: OfflineServe
 
 
 def test_a_waiter_cancelled_in_the_queue_loses_no_slot(srv: OfflineServer) -> None:
-    pool = ShardedPool(limit=2, shard_size=1)
+    pool = EnginePool(limit=2)
     client = own_client(srv, pool)
     srv.enqueue(*[Script(text="a b", fault="stall", fault_after=1) for _ in range(2)])
     holders = [client.chat("hold 1"), client.chat("hold 2")]
@@ -113,5 +114,5 @@ def test_a_waiter_cancelled_in_the_queue_loses_no_slot(srv: OfflineServer) -> No
 
 def test_limits_are_checked() -> None:
     with pytest.raises(ValueError):
-        ShardedPool(limit=0)
-    asyncio.run(ShardedPool().aclose())  # closing a pool that never opened a connection is fine
+        EnginePool(limit=0)
+    asyncio.run(EnginePool().aclose())  # closing a pool that never opened a connection is fine
