@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from .engine_http import EngineHTTP
 from .http_pool import EnginePool
 
 __all__ = ["Engine", "get_engine"]
@@ -76,9 +77,7 @@ class Engine:
             # The pool is ours (http_pool.py): one connection per stream up to the account's cap,
             # over our own HTTP/1.1, the rest waiting in our own O(1) queue (issue 17).
             self._pool = EnginePool()
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(None), transport=self._pool, follow_redirects=False
-            )
+            self._http = EngineHTTP(self._pool)
         return self._http
 
     @property

@@ -174,10 +174,10 @@ class EnginePool(httpx.AsyncBaseTransport):
             status_code=parser.status,
             headers=parser.headers,
             stream=body,
+            request=request,
             extensions={
                 "http_version": b"HTTP/1.1",
                 "reason_phrase": parser.reason,
-                "ds_magic.hold": body.hold,
             },
         )
 

@@ -55,9 +55,6 @@ async def read_stream(
     # We ask for identity encoding; only a compressed answer needs httpx's decoding layers.
     encoded = response.headers.get("content-encoding", "identity").lower() not in ("identity", "")
     body = response.aiter_bytes() if encoded else response.aiter_raw()
-    # The engine's own connections can leave the socket unread while a trickle gathers
-    # (http_conn.Body.hold); a user's own httpx client can't, so the gathering waits in h11's buffer.
-    hold = response.extensions.get("ds_magic.hold") or asyncio.sleep
     reads = body.__aiter__()
     finish_deadline: float | None = None
     waited = trickle = False
@@ -105,12 +102,12 @@ async def read_stream(
                 trickle, window, count = count < _TRICKLE, clock(), 0
             if events and trickle and waited and finish_deadline is None and not parser.done:
                 # Text is trickling in (we had to wait for this read): let a tick's worth gather in
-                # the socket, then take it in one read without a wake-up per token. Each read of the
-                # socket costs the loop a wake-up; readers are woken once per 100 ms tick anyway
+                # the connection's buffer (http_conn.py; h11's under a user's own httpx client), then
+                # take it in one read without a task wake-up per token; readers are woken once per tick anyway
                 # (pump.WAKE_EVERY). The first text is never held back, and a stream that flows
                 # faster (_TRICKLE a tick, e.g. a replay at 5,000 tokens/s) is never slowed:
                 # "waited" alone misleads when another thread holds the GIL.
-                await hold(_GATHER)
+                await asyncio.sleep(_GATHER)
             if parser.done:
                 # Nothing after [DONE] is parsed, but the (tiny) rest of the body is read so the
                 # connection goes back to the pool instead of being closed. asyncio.timeout, not
