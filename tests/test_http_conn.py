@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import socket
 import ssl
 import struct
 import termios
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+import trustme
 
 from ds_magic.http_conn import HIGH_WATER, Body, Connection
 from ds_magic.http_pool import EnginePool
@@ -94,6 +96,16 @@ class Server:
     def gate(self, name: str) -> asyncio.Event:
         with self._lock:
             return self._gates.setdefault(name, asyncio.Event())
+
+    async def wait_gate(self, name: str, req: Req) -> bool:
+        """Until the gate opens (True) or the client hangs up (False)."""
+        gate = asyncio.ensure_future(self.gate(name).wait())
+        hangup = asyncio.ensure_future(req.hangup())
+        done, _ = await asyncio.wait({gate, hangup}, return_when=asyncio.FIRST_COMPLETED)
+        for t in (gate, hangup):
+            t.cancel()
+        await asyncio.gather(gate, hangup, return_exceptions=True)
+        return gate in done
 
     def release(self, name: str) -> None:
         """Open a gate the handler waits at (from the test's thread)."""
@@ -436,4 +448,233 @@ def test_a_consumer_that_does_not_read_stops_the_socket_at_the_high_water_mark()
         conn.close()
 
     with Server(handler) as server:
+        run(main(server))
+
+
+# ----------------------------------------------------------------------------- failures
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def hostile(server: Server, req: Req, writer: asyncio.StreamWriter) -> bool:
+    """One misbehaviour per path; ``/ok`` answers properly."""
+    if req.path == "/ok":
+        await send(writer, ok(b"fine"))
+        return True
+    if req.path == "/close-at-once":
+        return False
+    if req.path == "/close-mid-chunked":
+        await send(writer, CHUNKED_HEAD + chunk(b"kept") + b"10\r\npart")
+        return False
+    if req.path == "/garbage":
+        await send(writer, b"SSH-2.0-OpenSSH_9.6\r\nnot: http\r\n\r\n")
+        await req.hangup()
+        return False
+    if req.path == "/silent":
+        await req.hangup()
+        return False
+    raise AssertionError(req.path)
+
+
+def one_line(exc: BaseException) -> str:
+    message = str(exc)
+    assert message and "\n" not in message, message
+    return message
+
+
+def test_failures_are_httpx_exceptions_and_lose_no_slot() -> None:
+    async def main(server: Server) -> None:
+        pool = EnginePool(limit=1)  # one slot: a lost one would hang the next request (guarded)
+        async with httpx.AsyncClient(transport=pool) as client:
+
+            async def fine() -> None:
+                assert (await client.get(server.url + "/ok")).content == b"fine"
+                assert pool.in_flight == 0 and pool.waiting == 0
+
+            with pytest.raises(httpx.ConnectError):
+                await client.get(f"http://127.0.0.1:{free_port()}/")
+            await fine()
+
+            with pytest.raises(httpx.RemoteProtocolError) as info:
+                await client.get(server.url + "/close-at-once")
+            assert "without sending a response" in one_line(info.value)
+            await fine()
+
+            got = b""
+            with pytest.raises(httpx.RemoteProtocolError) as info:
+                async with client.stream("GET", server.url + "/close-mid-chunked") as r:
+                    async for data in r.aiter_raw():
+                        got += data
+            assert got == b"kept" + b"part"  # what came before the break is not lost
+            assert "chunked" in one_line(info.value)
+            await fine()
+
+            with pytest.raises(httpx.RemoteProtocolError) as info:
+                await client.get(server.url + "/garbage")
+            assert "status line" in one_line(info.value)
+            await fine()
+
+            secret = "sk-secret-value-0123456789"
+            before = len(server.requests)
+            with pytest.raises(httpx.LocalProtocolError) as info:
+                await client.get(server.url + "/ok", headers={"X-Key": f"{secret}\r\nX-Injected: 1"})
+            assert secret not in one_line(info.value) and "X-Key" in str(info.value)
+            assert len(server.requests) == before  # nothing was sent
+            await fine()
+
+            with pytest.raises(httpx.ReadTimeout):
+                await client.get(server.url + "/silent", timeout=httpx.Timeout(GUARD, read=0.2))
+            await fine()
+
+            with pytest.raises(httpx.UnsupportedProtocol):
+                await client.get(f"ftp://127.0.0.1:{server.port}/")
+            with pytest.raises(httpx.UnsupportedProtocol):
+                await pool.handle_async_request(httpx.Request("GET", f"ftp://127.0.0.1:{server.port}/"))
+            await fine()
+            assert pool.connections == 1  # only /ok's kept connection
+            await pool.aclose()
+        await until(lambda: server.open == 0, "every connection closed")
+
+    with Server(hostile) as server:
+        run(main(server))
+
+
+# ----------------------------------------------------------------------------- TLS
+SSE = [b'data: {"choices":[{"delta":{"content":"t%d "}}]}\n\n' % i for i in range(5)] + [b"data: [DONE]\n\n"]
+
+
+async def sse_answer(server: Server, req: Req, writer: asyncio.StreamWriter) -> bool:
+    await send(writer, CHUNKED_HEAD)
+    for event in SSE:
+        await send(writer, chunk(event))
+    await send(writer, b"0\r\n\r\n")
+    return True
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def tls_server(ca: trustme.CA) -> Server:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return Server(sse_answer, context)
+
+
+def test_a_streamed_answer_over_tls_with_our_ca(ca: trustme.CA) -> None:
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+
+    async def main(server: Server) -> None:
+        pool = EnginePool(verify=trusted, keepalive_expiry=GUARD)
+        async with httpx.AsyncClient(transport=pool) as client:
+            for host in ("127.0.0.1", "localhost", "127.0.0.1"):
+                async with client.stream("GET", f"https://{host}:{server.port}/v1/chat") as r:
+                    assert r.status_code == 200
+                    await r.extensions["ds_magic.hold"](0)  # hold() over TLS: a no-op pause
+                    got = b"".join([d async for d in r.aiter_raw()])
+                assert got == b"".join(SSE)
+            assert server.accepted == 2  # one per host name: the second 127.0.0.1 reused its own
+            await pool.aclose()
+
+    with tls_server(ca) as server:
+        run(main(server))
+
+
+def test_an_untrusted_certificate_is_a_connect_error(ca: trustme.CA) -> None:
+    async def main(server: Server) -> None:
+        pool = EnginePool()  # the system's (certifi's) roots: our test CA is not among them
+        async with httpx.AsyncClient(transport=pool) as client:
+            with pytest.raises(httpx.ConnectError) as info:
+                await client.get(server.url + "/v1/chat")
+            assert "certificate" in one_line(info.value).lower()
+            assert pool.in_flight == 0 and pool.connections == 0
+        assert server.requests == []
+
+    with tls_server(ca) as server:
+        run(main(server))
+
+
+# ----------------------------------------------------------------------------- the limiter
+async def answer_when_let(server: Server, req: Req, writer: asyncio.StreamWriter) -> bool:
+    if req.path == "/held":
+        await send(writer, CHUNKED_HEAD + chunk(b"held"))
+        if not await server.wait_gate("let go", req):
+            return False  # the client left
+        await send(writer, b"0\r\n\r\n")
+        return True
+    await send(writer, ok(req.path.encode()))
+    return True
+
+
+def test_a_waiter_handed_the_slot_as_it_is_cancelled_passes_it_on() -> None:
+    # test_scale_pool cancels waiters still in the queue; this one is cancelled after the slot
+    # was handed to it and before it ran (the race in _acquire's except).
+    async def main(server: Server) -> None:
+        pool = EnginePool(limit=1, keepalive_expiry=GUARD)
+        async with httpx.AsyncClient(transport=pool) as client:
+            held = await client.send(client.build_request("GET", server.url + "/held"), stream=True)
+            waiter = asyncio.create_task(client.get(server.url + "/waiter"))
+            await until(lambda: pool.waiting == 1, "the second request queued")
+            await held.aclose()  # gives the slot to the waiter: its future is set ...
+            assert pool.in_flight == 1 and pool.waiting == 0
+            waiter.cancel()  # ... and it is cancelled before it could run
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+            assert pool.in_flight == 0 and pool.waiting == 0  # the slot was passed on, not lost
+            assert (await client.get(server.url + "/after")).content == b"/after"
+            assert [q.path for q in server.requests] == ["/held", "/after"]
+            await pool.aclose()
+
+    with Server(answer_when_let) as server:
+        run(main(server))
+
+
+def test_waiters_get_the_slot_in_the_order_they_came() -> None:
+    async def main(server: Server) -> None:
+        pool = EnginePool(limit=1, keepalive_expiry=GUARD)
+        async with httpx.AsyncClient(transport=pool) as client:
+            held = await client.send(client.build_request("GET", server.url + "/held"), stream=True)
+            tasks = []
+            for i in range(6):
+                tasks.append(asyncio.create_task(client.get(server.url + f"/q{i}")))
+                await until(lambda: pool.waiting == i + 1, f"request {i} queued")  # noqa: B023
+            server.release("let go")
+            assert b"".join([d async for d in held.aiter_raw()]) == b"held"
+            await held.aclose()
+            done = await asyncio.gather(*tasks)
+            assert [r.content for r in done] == [f"/q{i}".encode() for i in range(6)]
+            assert [q.path for q in server.requests] == ["/held"] + [f"/q{i}" for i in range(6)]
+            assert server.accepted == 1  # and each handed the kept connection on
+            await pool.aclose()
+
+    with Server(answer_when_let) as server:
+        run(main(server))
+
+
+# ----------------------------------------------------------------------------- aclose
+def test_nothing_is_left_open_after_aclose() -> None:
+    async def main(server: Server) -> None:
+        pool = EnginePool(keepalive_expiry=GUARD)
+        client = httpx.AsyncClient(transport=pool)
+        busy = await client.send(client.build_request("GET", server.url + "/held"), stream=True)
+        done = await asyncio.gather(*[client.get(server.url + f"/idle{i}") for i in range(3)])
+        assert [r.status_code for r in done] == [200] * 3
+        assert pool.in_flight == 1 and pool.idle == 3 and pool.connections == 4
+        assert server.accepted == 4 and client_sockets(server.port) == 4
+        await pool.aclose()
+        assert pool.connections == 0 and pool.idle == 0
+        await until(lambda: server.open == 0, "the server saw every connection close")
+        assert client_sockets(server.port) == 0
+        with pytest.raises(httpx.TransportError):  # the busy stream's body ends in an error
+            async for _ in busy.aiter_raw():
+                pass
+        await busy.aclose()
+        await client.aclose()
+
+    with Server(answer_when_let) as server:
         run(main(server))
