@@ -371,14 +371,15 @@ def test_hold_leaves_the_socket_unread_and_the_trickle_arrives_in_one_read() -> 
 
     async def main(server: Server) -> None:
         conn = await connect(server)
-        assert conn.parser is not None and conn.transport is not None
+        parser, transport = conn.parser, conn.transport
+        assert parser is not None and transport is not None
         released: list[Connection] = []
         body = Body(conn, released.append, GUARD)
         body_reads = aiter(body)
         assert await anext(body_reads) == b"first "
 
         holding = asyncio.create_task(body.hold(10 * GUARD))  # ended below by cancel, not by time
-        await until(lambda: not conn.transport.is_reading(), "the hold paused reading")  # type: ignore[union-attr]
+        await until(lambda: not transport.is_reading(), "the hold paused reading")
         server.release("trickle")
         await until(lambda: "sent" in server.flags, "the server sent the trickle")
         size = sum(map(len, TRICKLE))
@@ -387,13 +388,13 @@ def test_hold_leaves_the_socket_unread_and_the_trickle_arrives_in_one_read() -> 
         await loop_turns()
         # All of it waits in the kernel: not one byte read, the reader not woken.
         assert unread(conn) == size and conn.reads == reads
-        assert conn.parser.pending_bytes == 0 and not conn.parser.pending
+        assert parser.pending_bytes == 0 and not parser.pending
 
         holding.cancel()  # the hold ends (the same ``finally`` as when its time is up)
         with pytest.raises(asyncio.CancelledError):
             await holding
-        assert conn.transport.is_reading()
-        await until(lambda: conn.parser.pending_bytes > 0, "the trickle was read")  # type: ignore[union-attr]
+        assert transport.is_reading()
+        await until(lambda: parser.pending_bytes > 0, "the trickle was read")
         assert conn.reads == reads + 1  # all of it in one socket read
         expected = b"".join(b"token %d " % i for i in range(40))
         assert await anext(body_reads) == expected
@@ -519,9 +520,9 @@ def test_failures_are_httpx_exceptions_and_lose_no_slot() -> None:
 
             secret = "sk-secret-value-0123456789"
             before = len(server.requests)
-            with pytest.raises(httpx.LocalProtocolError) as info:
+            with pytest.raises(httpx.LocalProtocolError) as local:
                 await client.get(server.url + "/ok", headers={"X-Key": f"{secret}\r\nX-Injected: 1"})
-            assert secret not in one_line(info.value) and "X-Key" in str(info.value)
+            assert secret not in one_line(local.value) and "X-Key" in str(local.value)
             assert len(server.requests) == before  # nothing was sent
             await fine()
 
