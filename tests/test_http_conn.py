@@ -526,6 +526,21 @@ def test_failures_are_httpx_exceptions_and_lose_no_slot() -> None:
             assert len(server.requests) == before  # nothing was sent
             await fine()
 
+            # A header name or a method that is not a token (RFC 9110 §5.1, §9.1) would smuggle
+            # a header of its own into the request: refused as h11 did, before anything is sent.
+            before = len(server.requests)
+            for headers, method in [
+                ({"X-A\r\nX-Injected": "1"}, "GET"),
+                ({"X A": "1"}, "GET"),
+                ({"X:A": "1"}, "GET"),
+                ({}, "GET / HTTP/1.1\r\nX-Injected: 1\r\nX-Pad:"),
+            ]:
+                with pytest.raises(httpx.LocalProtocolError) as local:
+                    await client.request(method, server.url + "/ok", headers=headers)
+                one_line(local.value)
+            assert len(server.requests) == before
+            await fine()
+
             with pytest.raises(httpx.ReadTimeout):
                 await client.get(server.url + "/silent", timeout=httpx.Timeout(GUARD, read=0.2))
             await fine()
