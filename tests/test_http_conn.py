@@ -15,7 +15,7 @@ import ssl
 import struct
 import termios
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ class Req:
     head: bytes
     path: str
     reader: asyncio.StreamReader
+    body: bytes = b""
 
     async def hangup(self) -> None:
         """Until the client closes the connection (it sends nothing more: we never pipeline)."""
@@ -122,7 +123,9 @@ class Server:
                 except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
                     return
                 path = head.split(b" ", 2)[1].decode()
-                req = Req(number, head, path, reader)
+                length = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")]
+                body = await reader.readexactly(int(length[0].split(b":")[1])) if length else b""
+                req = Req(number, head, path, reader, body)
                 self.requests.append(req)
                 if not await self.handler(self, req, writer):
                     return
@@ -693,4 +696,76 @@ def test_nothing_is_left_open_after_aclose() -> None:
         await client.aclose()
 
     with Server(answer_when_let) as server:
+        run(main(server))
+
+
+# ----------------------------------------------------------------------------- request shapes
+def test_request_bodies_head_requests_and_a_silent_body_on_one_kept_connection() -> None:
+    async def handler(server: Server, req: Req, writer: asyncio.StreamWriter) -> bool:
+        if req.path == "/echo":
+            await send(writer, ok(req.body))
+        elif req.path == "/head":
+            await send(writer, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")  # HEAD: no body
+        elif req.path == "/goes-silent":
+            await send(writer, CHUNKED_HEAD + chunk(b"partial"))
+            await req.hangup()
+            return False
+        return True
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for piece in (b'{"a": ', b"1}"):
+            yield piece
+
+    async def main(server: Server) -> None:
+        pool = EnginePool(limit=1, keepalive_expiry=GUARD)
+        async with httpx.AsyncClient(transport=pool) as client:
+            r = await client.post(server.url + "/echo", json={"messages": ["hi"]})
+            assert r.json() == {"messages": ["hi"]}
+            r = await client.post(server.url + "/echo", content=chunks())  # streamed: sent whole
+            assert r.content == b'{"a": 1}'
+            assert b"content-length: 8" in server.requests[-1].head.lower()
+            assert b"transfer-encoding" not in server.requests[-1].head.lower()
+            r = await client.head(server.url + "/head")
+            assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "10"
+            assert (await client.post(server.url + "/echo", content=b"after")).content == b"after"
+            assert [q.conn for q in server.requests] == [1, 1, 1, 1]  # all on one connection
+
+            got = b""
+            with pytest.raises(httpx.ReadTimeout):
+                async with client.stream(
+                    "GET", server.url + "/goes-silent", timeout=httpx.Timeout(GUARD, read=0.2)
+                ) as r:
+                    async for data in r.aiter_raw():
+                        got += data
+            assert got == b"partial"  # what came is kept
+            assert pool.in_flight == 0 and pool.connections == 0
+            assert (await client.post(server.url + "/echo", content=b"x")).content == b"x"  # the slot is free
+            await pool.aclose()
+
+    with Server(handler) as server:
+        run(main(server))
+
+
+def test_bytes_on_an_idle_kept_connection_close_it() -> None:
+    async def handler(server: Server, req: Req, writer: asyncio.StreamWriter) -> bool:
+        await send(writer, ok(b"ok"))
+        if req.conn == 1:
+            if await server.wait_gate("poke", req):
+                await send(writer, b"HTTP/1.1 200 OK\r\n")  # nothing was asked: a broken server
+                await req.hangup()
+            return False
+        return True
+
+    async def main(server: Server) -> None:
+        pool = EnginePool(keepalive_expiry=GUARD)
+        async with httpx.AsyncClient(transport=pool) as client:
+            assert (await client.get(server.url + "/")).content == b"ok"
+            assert pool.idle == 1
+            server.release("poke")
+            await until(lambda: pool.idle == 0 and server.open == 0, "the client dropped the connection")
+            assert (await client.get(server.url + "/")).content == b"ok"
+            assert [q.conn for q in server.requests] == [1, 2]
+            await pool.aclose()
+
+    with Server(handler) as server:
         run(main(server))
