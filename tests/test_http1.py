@@ -210,6 +210,19 @@ def test_take_hands_the_body_on_as_it_arrives() -> None:
     assert p.complete and p.take() == b""
 
 
+@pytest.mark.parametrize("end", [b"\r\n\r\n", b"\n\n", b"\r\n\n", b"\n\r\n"])
+def test_the_end_of_the_head_is_found_across_any_two_or_three_pieces(end: bytes) -> None:
+    # The search for the end starts just before the bytes kept so far (the end may straddle them),
+    # and from the start again after an interim response's head.
+    nl = end[: len(end) // 2] if end in (b"\r\n\r\n", b"\n\n") else b"\n"
+    interim = b"HTTP/1.1 103 Early Hints" + nl + b"Link: </style.css>; rel=preload; as=style" + end
+    data = interim + b"HTTP/1.1 200 OK" + nl + b"Content-Length: 3" + end + b"abc"
+    for i in range(len(data) + 1):
+        for j in range(i, len(data) + 1):
+            p, body = run([data[:i], data[i:j], data[j:]])
+            assert p.status == 200 and p.complete and body == b"abc", (i, j)
+
+
 # ----------------------------------------------------------------------------- malformed
 def big_head(size: int) -> bytes:
     return b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * size
