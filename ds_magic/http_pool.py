@@ -21,6 +21,7 @@ Proxies are not handled here: httpx mounts its own transport for ``HTTPS_PROXY``
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections import deque
 
@@ -34,6 +35,9 @@ __all__ = ["ACCOUNT_CAP", "EnginePool"]
 #: DeepSeek's per-account concurrency cap for deepseek-flash (deepseek-api.md §3.3).
 ACCOUNT_CAP = 2500
 _PORTS = {"http": 80, "https": 443}
+# A method and a field name are tokens (RFC 9110 §9.1, §5.1): httpx does not check them (h11 did),
+# and one with a line break in it would smuggle a header of its own into the request.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class EnginePool(httpx.AsyncBaseTransport):
@@ -219,7 +223,10 @@ def _serialize(request: httpx.Request, content: bytes) -> bytes:
     """The request line, headers and body (RFC 9112 §3, §5, §6). httpx has set Host, and
     Content-Length for a body it knows the size of; a streamed one was read whole above."""
     raw = request.headers.raw
-    parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+    method = request.method.encode("ascii", "replace")
+    if _TOKEN.fullmatch(method) is None:
+        raise httpx.LocalProtocolError(f"the request method {method[:40]!r} is not a token")
+    parts = [method, b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
     has_length = False
     for name, value in raw:
         lower = name.lower()
@@ -227,6 +234,8 @@ def _serialize(request: httpx.Request, content: bytes) -> bytes:
             continue  # the body was read whole: it goes with a Content-Length instead
         if lower == b"content-length":
             has_length = True
+        if _TOKEN.fullmatch(name) is None:
+            raise httpx.LocalProtocolError(f"the header name {name[:40]!r} is not a token")
         if b"\r" in value or b"\n" in value or b"\0" in value:
             # Never the value itself in the message: it may be the key (Authorization).
             raise httpx.LocalProtocolError(f"the {name.decode('ascii', 'replace')} header has a line break")
