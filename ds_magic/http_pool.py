@@ -210,8 +210,9 @@ class EnginePool(httpx.AsyncBaseTransport):
         return conn, parser
 
     async def aclose(self) -> None:
-        for w in self._waiters:
-            w.cancel()
+        for w in self._waiters:  # their requests fail as a transport error, not as a cancel
+            if not w.done():
+                w.set_exception(httpx.ConnectError("the engine's HTTP pool was closed"))
         self._waiters.clear()
         for conn in list(self._open):
             conn.close()
