@@ -24,7 +24,7 @@ import httpx
 
 from .http1 import ProtocolError, ResponseParser
 
-__all__ = ["HIGH_WATER", "Body", "Connection", "within"]
+__all__ = ["HIGH_WATER", "READ_SIZE", "Body", "Connection", "read_buffer", "within"]
 
 T = TypeVar("T")
 
@@ -43,8 +43,20 @@ async def within(aw: Awaitable[T], seconds: float | None) -> T:
     return await asyncio.wait_for(aw, seconds)
 
 
-class Connection(asyncio.Protocol):
-    """A socket to one origin, carrying one request at a time."""
+#: The size of a socket read (asyncio's own ``max_size`` for a plain Protocol).
+READ_SIZE = 256 * 1024
+
+
+def read_buffer() -> memoryview:
+    """A buffer that every connection of one event loop reads into (``asyncio.BufferedProtocol``): the
+    loop copies out each read before the next, so one per loop is enough. A plain Protocol gets a new
+    256 KiB bytes object per read, shrunk to size: that allocation was most of the cost of a read."""
+    return memoryview(bytearray(READ_SIZE))
+
+
+class Connection(asyncio.BufferedProtocol):
+    """A socket to one origin, carrying one request at a time. ``buffer`` comes from
+    :func:`read_buffer` and is shared only by connections on the same loop."""
 
     __slots__ = (
         "loop",
@@ -54,14 +66,18 @@ class Connection(asyncio.Protocol):
         "closed",
         "idle_since",
         "got_bytes",
+        "_buffer",
         "_waiter",
         "_error",
         "_full",
         "_paused",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, key: tuple[str, str, int]) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, key: tuple[str, str, int], buffer: memoryview
+    ) -> None:
         self.loop = loop
+        self._buffer = buffer
         self.key = key
         self.transport: asyncio.Transport | None = None
         self.parser: ResponseParser | None = None  # None between requests
@@ -76,6 +92,12 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._buffer[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         parser = self.parser

@@ -28,7 +28,7 @@ from collections import deque
 import httpx
 
 from .http1 import ResponseParser
-from .http_conn import Body, Connection, within
+from .http_conn import Body, Connection, read_buffer, within
 
 __all__ = ["ACCOUNT_CAP", "EnginePool"]
 
@@ -63,6 +63,7 @@ class EnginePool(httpx.AsyncBaseTransport):
         self._idle: dict[tuple[str, str, int], deque[Connection]] = {}
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._open: set[Connection] = set()
+        self._buffer = read_buffer()  # the pool lives on one loop: its connections share one
         self.in_flight = 0
 
     @property
@@ -131,7 +132,7 @@ class EnginePool(httpx.AsyncBaseTransport):
         try:
             _, conn = await within(
                 loop.create_connection(
-                    lambda: Connection(loop, key),
+                    lambda: Connection(loop, key, self._buffer),
                     host,
                     port,
                     ssl=context,

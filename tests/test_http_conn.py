@@ -21,11 +21,11 @@ import psutil
 import pytest
 import trustme
 
-from ds_magic.http_conn import HIGH_WATER, Body, Connection
+from ds_magic.http_conn import HIGH_WATER, READ_SIZE, Body, Connection, read_buffer
 from ds_magic.http_pool import EnginePool
 
 GUARD = 60.0  # hang guard: generous, the machine is shared
-READ_MAX = 256 * 1024  # what asyncio's socket transports read at most in one go (selector_events)
+READ_MAX = READ_SIZE  # the most one socket read takes (our buffer for asyncio.BufferedProtocol)
 
 
 @dataclass
@@ -340,7 +340,7 @@ async def connect(server: Server, request: bytes = b"GET / HTTP/1.1\r\nHost: t\r
     """A Connection of our own to the server, its request sent and its response's head read."""
     loop = asyncio.get_running_loop()
     _, conn = await loop.create_connection(
-        lambda: Counted(loop, ("http", "127.0.0.1", server.port)), "127.0.0.1", server.port
+        lambda: Counted(loop, ("http", "127.0.0.1", server.port), read_buffer()), "127.0.0.1", server.port
     )
     conn.start(request, False)
     while conn.parser is None or not conn.parser.has_head:
