@@ -5,7 +5,8 @@
 //   node benchmarks/loadgen.js PORT
 //
 // POST /chat/completions: the last message's content says what to send, e.g.
-// "tokens=100 tps=50 ttft=0.3" (tps=0: as fast as the socket takes it). One event per token, in the
+// "tokens=100 tps=50 ttft=0.3" (tps=0: as fast as the socket takes it; stamp=1: each token is the
+// time it was written). One event per token, in the
 // wire format of deepseek-api.md §2 (usage on the finish chunk, then [DONE]). One timer drives every
 // paced stream: each tick writes the tokens that are due, so 2,500 streams cost one timer, not 2,500.
 "use strict";
@@ -26,8 +27,9 @@ function chunk(id, delta, finish, usage) {
 }
 
 function tokenEvent(s, i) {
-  // The fixed prefix is made once per stream; only the token changes.
-  return s.pre + "w" + i + " " + s.post;
+  // The fixed prefix is made once per stream; only the token changes. With stamp=1 the token is
+  // the time it is written ("t" + Unix ms), so a client can measure each event's delay.
+  return s.pre + (s.stamp ? "t" + (performance.timeOrigin + performance.now()).toFixed(2) : "w" + i) + " " + s.post;
 }
 
 function finish(s) {
@@ -78,14 +80,14 @@ const server = http.createServer((req, res) => {
       const body = JSON.parse(Buffer.concat(parts).toString());
       prompt = String(body.messages[body.messages.length - 1].content);
     } catch (e) { /* the defaults */ }
-    const opt = { tokens: 100, tps: 50, ttft: 0 };
-    for (const m of prompt.matchAll(/(tokens|tps|ttft)=([0-9.]+)/g)) opt[m[1]] = parseFloat(m[2]);
+    const opt = { tokens: 100, tps: 50, ttft: 0, stamp: 0 };
+    for (const m of prompt.matchAll(/(tokens|tps|ttft|stamp)=([0-9.]+)/g)) opt[m[1]] = parseFloat(m[2]);
     const id = "bench-" + (nextId++);
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
     const full = chunk(id, { content: "@@" }, null);
     const at = full.indexOf("@@");
     const s = {
-      res, id, tokens: opt.tokens, tps: opt.tps, sent: 0,
+      res, id, tokens: opt.tokens, tps: opt.tps, sent: 0, stamp: opt.stamp > 0,
       start: Date.now() + opt.ttft * 1000, pre: full.slice(0, at), post: full.slice(at + 2),
     };
     res.write(chunk(id, { role: "assistant", content: "" }, null));

@@ -52,6 +52,8 @@ def prompts(mode: str, n: int) -> tuple[list[str], int]:
     """The prompts of one run, and the tokens each answer has."""
     if mode == "paced":
         return [f"tokens={PACED_TOKENS} tps={TPS:g} ttft=0 #{i}" for i in range(n)], PACED_TOKENS
+    if mode == "delay":
+        return [f"tokens={PACED_TOKENS} tps={TPS:g} ttft=0 stamp=1 #{i}" for i in range(n)], PACED_TOKENS
     if mode == "single":
         return [f"tokens=2000 tps={TPS:g} ttft=0 #single"], 2000
     if mode == "shard":
@@ -147,6 +149,99 @@ async def openai_one(client: Any, prompt: str) -> int:
     return "".join(parts).count(" ")
 
 
+def stamped(text: str, now: float, delays: list[float]) -> None:
+    """The delay of each token of ``text`` (the generator's stamp=1: "t<Unix ms> "), in seconds."""
+    for tok in text.split():
+        if tok[:1] == "t":
+            delays.append(now - float(tok[1:]) / 1000)
+
+
+async def ds_delays(rs: list[Any]) -> list[float]:
+    """What a notebook consumer sees: each answer read with ``async for`` on the caller's loop."""
+    delays: list[float] = []
+
+    async def consume(r: Any) -> None:
+        async for ev in r:
+            if ev.kind == "answer":
+                stamped(ev.text, time.time(), delays)
+
+    await asyncio.gather(*(consume(r) for r in rs))
+    return delays
+
+
+async def httpx_delay_one(http: Any, url: str, prompt: str, delays: list[float]) -> int:
+    from httpx_sse import aconnect_sse
+
+    body = {"model": "deepseek-chat", "stream": True, "messages": [{"role": "user", "content": prompt}]}
+    headers = {"Authorization": f"Bearer {KEY}"}
+    n = 0
+    async with aconnect_sse(http, "POST", url + "/chat/completions", json=body, headers=headers) as es:
+        async for sse in es.aiter_sse():
+            if sse.data == "[DONE]":
+                break
+            choices = json.loads(sse.data)["choices"]
+            if choices and choices[0]["delta"].get("content"):
+                stamped(choices[0]["delta"]["content"], time.time(), delays)
+                n += 1
+    return n
+
+
+async def openai_delay_one(client: Any, prompt: str, delays: list[float]) -> int:
+    stream = await client.chat.completions.create(
+        model="deepseek-chat", messages=[{"role": "user", "content": prompt}], stream=True
+    )
+    n = 0
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            stamped(chunk.choices[0].delta.content, time.time(), delays)
+            n += 1
+    return n
+
+
+def delay_worker(kind: str, n: int, url: str) -> dict[str, Any]:
+    """p50 / p99 / max of the delay from the generator's write to the reader's hands, per token."""
+    texts, per = prompts("delay", n)
+    delays: list[float] = []
+    t0 = time.perf_counter()
+    if kind == "ds":
+        from ds_magic import Client
+
+        client = Client(api_key=KEY, base_url=url, dialect="deepseek", max_retries=0)
+        client.chat("tokens=3 tps=0").wait(30)
+        t0 = time.perf_counter()
+        delays = asyncio.run(ds_delays([client.chat(p) for p in texts]))
+    else:
+        import httpx
+
+        async def main() -> None:
+            if kind == "httpx":
+                limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+                async with httpx.AsyncClient(timeout=None, limits=limits) as http:
+                    await asyncio.gather(*(httpx_delay_one(http, url, p, delays) for p in texts))
+                return
+            from openai import AsyncOpenAI
+
+            client = AsyncOpenAI(api_key=KEY, base_url=url, max_retries=0, timeout=600)
+            await asyncio.gather(*(openai_delay_one(client, p, delays) for p in texts))
+
+        asyncio.run(main())
+    delays.sort()
+    q = (
+        (lambda f: 1000 * delays[min(len(delays) - 1, int(f * len(delays)))])
+        if delays
+        else (lambda f: float("nan"))
+    )
+    return {
+        "wall": time.perf_counter() - t0,
+        "tokens": len(delays),
+        "expected": per * len(texts),
+        "errors": int(len(delays) != per * len(texts)),
+        "p50_ms": q(0.5),
+        "p99_ms": q(0.99),
+        "max_ms": q(1.0),
+    }
+
+
 async def gather_limited(coros: list[Any], limit: int) -> list[Any]:
     sem = asyncio.Semaphore(limit)
 
@@ -194,6 +289,8 @@ def single(kind: str, url: str, prompt: str) -> int:
 
 
 def worker(kind: str, mode: str, n: int, url: str) -> dict[str, Any]:
+    if mode == "delay":
+        return delay_worker(kind, n, url)
     texts, per = prompts(mode, n)
     if mode == "single":
         single(kind, url, "tokens=3 tps=0")  # warm: imports, threads, one connection
@@ -331,6 +428,10 @@ def main() -> None:
     ap.add_argument("--only-single", action="store_true")
     ap.add_argument("--shard-rounds", type=int, default=2, help="rounds of the sharded batch (0: skip)")
     ap.add_argument("--only-shard", action="store_true")
+    ap.add_argument(
+        "--delay-streams", default="500,1000,2500", help="streams of the event-delay case ('': skip)"
+    )
+    ap.add_argument("--only-delay", action="store_true")
     ap.add_argument("--timeout", type=float, default=240.0)
     args = ap.parse_args()
     if args.worker:
@@ -346,6 +447,10 @@ def main() -> None:
         if args.shard_rounds:
             shard_case(url, args.shard_rounds, args.timeout)
         if args.only_shard:
+            return
+        if args.delay_streams:
+            delay_case(url, peers, [int(x) for x in args.delay_streams.split(",")], args.timeout)
+        if args.only_delay:
             return
         if args.single_rounds:
             single_case(url, peers, args.single_rounds, args.timeout)
@@ -400,6 +505,24 @@ def shard_case(url: str, rounds: int, timeout: float) -> None:
         f"  tokens per CPU second (all processes): one {med(per_cpu[1]):,.0f}, two {med(per_cpu[2]):,.0f}, "
         f"paired ratio {med(eff):.2f}: what each added core adds where cores are free"
     )
+    sys.stdout.flush()
+
+
+def delay_case(url: str, peers: tuple[str, ...], ns: list[int], timeout: float) -> None:
+    """Each token's delay from the generator's write to the reader's hands (ds_magic: an ``async for``
+    on the caller's loop, woken once per 100 ms tick), at 50 tokens/s a stream."""
+    print("\nevent delay, paced 50 tokens/s, from the generator's write to the reader (ms):")
+    print("  " + f"{'streams':>8}" + "".join(f"{NAMES[p] + ' p50 / p99 / max':>40}" for p in peers))
+    for n in ns:
+        cells = []
+        for p in peers:
+            r = run_worker(p, "delay", n, url, timeout)
+            if "p99_ms" in r:
+                bad = " !" if r.get("errors") else ""
+                cells.append(f"{r['p50_ms']:,.0f} / {r['p99_ms']:,.0f} / {r['max_ms']:,.0f}{bad}")
+            else:
+                cells.append("failed" if not r.get("timeout") else "timed out")
+        print("  " + f"{n:>8}" + "".join(f"{c:>40}" for c in cells))
     sys.stdout.flush()
 
 

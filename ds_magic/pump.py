@@ -74,7 +74,17 @@ class Reader:
     answer); a reader that comes asking finds what is pending without any wake-up at all.
     """
 
-    __slots__ = ("pending", "loop", "wake", "woken", "max_pending", "sleeping", "last_wake", "deferred")
+    __slots__ = (
+        "pending",
+        "loop",
+        "wake",
+        "woken",
+        "max_pending",
+        "sleeping",
+        "last_wake",
+        "deferred",
+        "wake_at",
+    )
 
     def __init__(self, snapshot: list[Event], loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.pending: list[Event] = snapshot
@@ -86,6 +96,7 @@ class Reader:
         self.sleeping = False  # blocked (or awaiting) on an empty queue
         self.last_wake = -WAKE_EVERY
         self.deferred = False  # a wake-up is scheduled on the engine loop
+        self.wake_at = 0.0  # when (time.monotonic()), if deferred
 
     def push(self, ev: Event) -> None:
         p = self.pending
@@ -188,7 +199,13 @@ class Fanout:
                 r.wake_now(self.cond, now)
                 continue
             r.deferred = True
+            r.wake_at = now + due
             loop.call_later(due, self._wake_later, r)
+
+    def next_wake(self) -> float | None:
+        """Seconds until the first wake-up already scheduled for a waiting reader, or None."""
+        due = [r.wake_at for r in self.readers if r.deferred]
+        return min(due) - time.monotonic() if due else None
 
     def _wake_later(self, reader: Reader) -> None:
         with self.cond:

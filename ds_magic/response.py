@@ -144,18 +144,14 @@ class Response:
             self._finish("cancelled")  # its task has already ended: nothing else would end it
 
     def add_listener(self, fn: Callable[[Event], None]) -> None:
-        """Call ``fn(event)`` for each event from now on, in order, on the ``ds-listeners`` thread.
-
-        Never on the engine thread, so a slow ``fn`` cannot hold up reading the socket; while it is
-        busy, consecutive deltas are merged, so it gets fewer, larger events (pump.py).
-        """
+        """Call ``fn(event)`` for each event from now on, in order, on the ``ds-listeners`` thread: never the
+        engine's, so a slow ``fn`` cannot hold up the socket; it gets fewer, merged events (pump.py)."""
         with self._lock:
             self._fan.listeners = (*self._fan.listeners, Mailbox(fn))
 
     def remove_listener(self, fn: Callable[[Event], None]) -> None:
         with self._lock:
-            # ==, not `is`: each `obj.method` access makes a new bound-method object, and equal
-            # ones must match, or a view stays attached (and alive) after it is done.
+            # ==, not `is`: each `obj.method` is a new bound method; equal ones must match (or a view stays).
             self._fan.listeners = tuple(b for b in self._fan.listeners if b.fn != fn)
 
     def add_done_callback(self, fn: Callable[[Response], None]) -> None:
@@ -289,9 +285,9 @@ class Response:
         return self._aiter()
 
     def __repr__(self) -> str:
-        if self.done and self.status in ("ok", "cancelled") and (self._parts.text or not self.error):
-            return self.text_so_far
         text = self.text_so_far
+        if self.done and self.status in ("ok", "cancelled") and (self._parts.text or not self.error):
+            return text
         tail = f" {text[:60]!r}…" if len(text) > 60 else (f" {text!r}" if text else "")
         err = f" error={self.error}" if self.error else ""
         return f"<Response {self.model} status={self.status}{tail}{err}>"
@@ -384,6 +380,10 @@ class ResponseWriter:
             if not events:
                 return
         resp._record(events)
+
+    def next_wake(self) -> float | None:
+        """Seconds to a waiting reader's next wake-up (pump.py) or None; a hint, so read without the lock."""
+        return self.response._fan.next_wake()
 
     def flush_held(self, complete: bool) -> None:
         """Let out what the redaction rules held back (masked unless ``complete``): the text is final."""

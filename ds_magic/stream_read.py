@@ -31,6 +31,8 @@ _WAITED = 0.002
 # How long a trickling stream gathers in the socket between reads: a reader's tick, so each
 # gathered read finds its reader's last wake-up a tick old and wakes it at once (no second wait).
 _GATHER = WAKE_EVERY
+# How long before the reader's scheduled wake-up a gathering tick ends (the push must come first).
+_EARLY = 0.01
 # Fewer events than this in a gather tick (200 tokens/s) is a trickle worth gathering.
 _TRICKLE = 20
 
@@ -107,7 +109,11 @@ async def read_stream(
                 # (pump.WAKE_EVERY). The first text is never held back, and a stream that flows
                 # faster (_TRICKLE a tick, e.g. a replay at 5,000 tokens/s) is never slowed:
                 # "waited" alone misleads when another thread holds the GIL.
-                await asyncio.sleep(_GATHER)
+                # The tick ends just before the reader's next wake-up when one is scheduled (the text
+                # just pushed waits for it in the reader's queue), so what gathers meanwhile goes with
+                # it: each token waits at most one tick, not a gathering tick and then a wake-up tick.
+                wake = writer.next_wake()
+                await asyncio.sleep(_GATHER if wake is None else min(_GATHER, max(wake - _EARLY, 0.0)))
             if parser.done:
                 # Nothing after [DONE] is parsed, but the (tiny) rest of the body is read so the
                 # connection goes back to the pool instead of being closed. asyncio.timeout, not
