@@ -44,7 +44,7 @@ BATCH_ITEMS, BATCH_CONC, BATCH_TTFT, BATCH_TOKENS, TPS = 2000, 500, 0.3, 25, 50.
 # Tokens per paced stream (at 50 tokens/s: 1.2 s of answer) and per burst stream.
 PACED_TOKENS, BURST_TOKENS = 60, 500
 # The sharded batch: unpaced answers, so the client's CPU is the limit and more cores should help.
-SHARD_ITEMS, SHARD_TOKENS, SHARD_CONC = 600, 400, 300
+SHARD_ITEMS, SHARD_TOKENS, SHARD_CONC = int(os.environ.get("SCALE_SHARD_ITEMS", "600")), 400, 300
 
 
 # ------------------------------------------------------------------ the workers (one per process)
@@ -429,11 +429,18 @@ def main() -> None:
     ap.add_argument("--shard-rounds", type=int, default=2, help="rounds of the sharded batch (0: skip)")
     ap.add_argument("--only-shard", action="store_true")
     ap.add_argument(
+        "--shard-items",
+        type=int,
+        default=SHARD_ITEMS,
+        help="prompts of the sharded batch (more: spawn amortized)",
+    )
+    ap.add_argument(
         "--delay-streams", default="500,1000,2500", help="streams of the event-delay case ('': skip)"
     )
     ap.add_argument("--only-delay", action="store_true")
     ap.add_argument("--timeout", type=float, default=240.0)
     args = ap.parse_args()
+    os.environ["SCALE_SHARD_ITEMS"] = str(args.shard_items)  # the workers read it
     if args.worker:
         print(json.dumps(worker(args.worker, args.mode, args.n, args.url)))
         return
@@ -494,7 +501,7 @@ def shard_case(url: str, rounds: int, timeout: float) -> None:
     one, two = med(rows[1]), med(rows[2])
     pairs = [b / a for a, b in zip(rows[1], rows[2], strict=False)]
     print(
-        f"\nsharded batch, {SHARD_ITEMS} prompts × {SHARD_TOKENS} unpaced tokens, concurrency {SHARD_CONC}:"
+        f"\nsharded batch, {os.environ['SCALE_SHARD_ITEMS']} prompts × {SHARD_TOKENS} unpaced tokens, concurrency {SHARD_CONC}:"
     )
     print(
         f"  one process {one:,.0f} tokens/s, two worker processes {two:,.0f} tokens/s, "
