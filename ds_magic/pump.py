@@ -82,7 +82,6 @@ class Reader:
         "max_pending",
         "sleeping",
         "last_wake",
-        "deferred",
         "wake_at",
     )
 
@@ -95,8 +94,7 @@ class Reader:
         self.woken = False
         self.sleeping = False  # blocked (or awaiting) on an empty queue
         self.last_wake = -WAKE_EVERY
-        self.deferred = False  # a wake-up is scheduled on the engine loop
-        self.wake_at = 0.0  # when (time.monotonic()), if deferred
+        self.wake_at: float | None = None  # when a wake-up scheduled on the engine loop is due (monotonic)
 
     def push(self, ev: Event) -> None:
         p = self.pending
@@ -187,7 +185,7 @@ class Fanout:
         for r in readers:
             for ev in events:
                 r.push(ev)
-            if not r.sleeping or r.deferred:
+            if not r.sleeping or r.wake_at is not None:
                 continue  # it takes them when it next asks, or a wake-up is already on its way
             due = r.last_wake + WAKE_EVERY - now
             if due <= 0:
@@ -198,18 +196,17 @@ class Fanout:
             except RuntimeError:  # not on the engine loop (a late flush from another thread)
                 r.wake_now(self.cond, now)
                 continue
-            r.deferred = True
             r.wake_at = now + due
             loop.call_later(due, self._wake_later, r)
 
     def next_wake(self) -> float | None:
         """Seconds until the first wake-up already scheduled for a waiting reader, or None."""
-        due = [r.wake_at for r in self.readers if r.deferred]
+        due = [r.wake_at for r in self.readers if r.wake_at is not None]
         return min(due) - time.monotonic() if due else None
 
     def _wake_later(self, reader: Reader) -> None:
         with self.cond:
-            reader.deferred = False
+            reader.wake_at = None
             if reader.sleeping and reader.pending:
                 reader.wake_now(self.cond, time.monotonic())
 

@@ -104,14 +104,12 @@ async def read_stream(
                 trickle, window, count = count < _TRICKLE, clock(), 0
             if events and trickle and waited and finish_deadline is None and not parser.done:
                 # Text is trickling in (we had to wait for this read): let a tick's worth gather in
-                # the connection's buffer (http_conn.py; h11's under a user's own httpx client), then
-                # take it in one read without a task wake-up per token; readers are woken once per tick anyway
-                # (pump.WAKE_EVERY). The first text is never held back, and a stream that flows
-                # faster (_TRICKLE a tick, e.g. a replay at 5,000 tokens/s) is never slowed:
-                # "waited" alone misleads when another thread holds the GIL.
-                # The tick ends just before the reader's next wake-up when one is scheduled (the text
-                # just pushed waits for it in the reader's queue), so what gathers meanwhile goes with
-                # it: each token waits at most one tick, not a gathering tick and then a wake-up tick.
+                # the connection's buffer (http_conn.py; h11's under a user's own httpx client) and
+                # take it in one read, not a task wake-up per token. The tick ends just before the
+                # reader's scheduled wake-up (pump.WAKE_EVERY), which the text just pushed waits for,
+                # so each token waits one tick at most. The first text is never held back, and a
+                # stream that flows faster (_TRICKLE a tick, e.g. a replay at 5,000 tokens/s) is
+                # never slowed: "waited" alone misleads when another thread holds the GIL.
                 wake = writer.next_wake()
                 await asyncio.sleep(_GATHER if wake is None else min(_GATHER, max(wake - _EARLY, 0.0)))
             if parser.done:
