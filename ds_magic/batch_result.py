@@ -24,7 +24,7 @@ from .engine import get_engine
 from .pricing import cost_of
 from .response import Response
 from .structured_result import StructuredItems
-from .tables import as_table
+from .tables import ANSWER_COLUMNS, as_table
 from .waitable import Completion
 
 if TYPE_CHECKING:
@@ -35,18 +35,7 @@ __all__ = ["BatchResult", "TABLE_COLUMNS"]
 _log = logging.getLogger("ds_magic")
 
 #: The columns of :meth:`BatchResult.table`.
-TABLE_COLUMNS = (
-    "input",
-    "text",
-    "status",
-    "error",
-    "tokens",
-    "ttft",
-    "tokens/s",
-    "cost",
-    "cached",
-    "retries",
-)
+TABLE_COLUMNS = ANSWER_COLUMNS
 
 
 class BatchResult:

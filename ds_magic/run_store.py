@@ -31,7 +31,7 @@ from typing import Any
 from .cache import default_cache_path
 from .errors import RunError
 from .private_db import connect_private
-from .tables import as_table
+from .tables import ANSWER_COLUMNS, as_table
 
 __all__ = [
     "RunStore",
@@ -46,20 +46,7 @@ __all__ = [
 ]
 
 #: The columns of a run's rows: in the store, in a sink, in ``table()``.
-ROW_COLUMNS = (
-    "item",
-    "input",
-    "text",
-    "status",
-    "error",
-    "tokens",
-    "ttft",
-    "tokens/s",
-    "cost",
-    "cached",
-    "retries",
-    "window",
-)
+ROW_COLUMNS = ("item", *ANSWER_COLUMNS, "window")
 
 _BUSY_TIMEOUT_MS = 10_000
 _SCHEMA = """

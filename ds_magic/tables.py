@@ -12,7 +12,22 @@ import importlib
 from datetime import datetime
 from typing import Any
 
-__all__ = ["as_table", "ROUNDING", "rounded"]
+__all__ = ["ANSWER_COLUMNS", "as_table", "ROUNDING", "rounded"]
+
+#: The columns of one answer in a table: ``BatchResult.table()``, and between a run's ``item`` and
+#: ``window`` in its rows (run_store.ROW_COLUMNS).
+ANSWER_COLUMNS = (
+    "input",
+    "text",
+    "status",
+    "error",
+    "tokens",
+    "ttft",
+    "tokens/s",
+    "cost",
+    "cached",
+    "retries",
+)
 
 #: Decimals kept in a DataFrame, by column name (run records and batch tables share these names).
 ROUNDING: dict[str, int] = {
