@@ -70,7 +70,6 @@ class Connection(asyncio.BufferedProtocol):
         "_waiter",
         "_error",
         "_full",
-        "_paused",
     )
 
     def __init__(
@@ -86,7 +85,7 @@ class Connection(asyncio.BufferedProtocol):
         self.got_bytes = False  # any byte of the current response
         self._waiter: asyncio.Future[None] | None = None
         self._error: BaseException | None = None
-        self._full = self._paused = False
+        self._full = False
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -195,13 +194,13 @@ class Connection(asyncio.BufferedProtocol):
 
     # ------------------------------------------------------------------ internals
     def _reading(self) -> None:
-        pause = self._full
-        if pause != self._paused and self.transport is not None and not self.closed:
-            self._paused = pause
-            if pause:
-                self.transport.pause_reading()
+        """Read the socket unless more than HIGH_WATER bytes wait unread."""
+        transport = self.transport
+        if transport is not None and not self.closed and transport.is_reading() == self._full:
+            if self._full:
+                transport.pause_reading()
             else:
-                self.transport.resume_reading()
+                transport.resume_reading()
 
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:
